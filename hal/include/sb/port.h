@@ -1,0 +1,47 @@
+/* The port boundary: the lowest layer, the one that touches pins.
+ * The sequencer (seq.h) turns every request into an ordered list of port
+ * operations; a port executes them. Implemented by the virtual chip
+ * (chip.h) and by firmware/port/<mcu> for silicon on real pins. */
+#ifndef SB_PORT_H
+#define SB_PORT_H
+
+#include "sb/config.h"
+
+typedef enum {
+    SB_OP_ROW_READ = 1,  /* read pulse of width `level` on `row` of `layer` (V_read) */
+    SB_OP_SAMPLE   = 2,  /* post interface samples the columns of `layer`; neurons integrate, leak, fire */
+    SB_OP_PROGRAM  = 3,  /* `count` pulses of `polarity` on cell (layer,row,col), V on it, V/2 on its row and column */
+    SB_OP_HOLD     = 4,  /* `count` pulse periods with no pulse */
+    SB_OP_NEURON_RESET = 5, /* membranes and refractory counters of `layer` to zero */
+} sb_op_kind_t;
+
+typedef struct {
+    uint8_t kind;        /* sb_op_kind_t */
+    uint8_t layer;
+    uint8_t row;
+    uint8_t col;
+    uint8_t level;       /* read pulse width level, 1..pre_levels */
+    int8_t polarity;     /* +1 potentiation, -1 depression */
+    uint16_t count;      /* pulses (PROGRAM, HOLD) */
+} sb_op_t;
+_Static_assert(sizeof(sb_op_t) == 8, "port op is 8 bytes");
+
+typedef struct sb_port sb_port_t;
+struct sb_port {
+    void *ctx;
+    /* Execute ops in order. Returns 0 or a negative code. */
+    int (*exec)(void *ctx, const sb_op_t *ops, size_t n);
+    /* Fire mask of `layer` latched by its last SAMPLE (bit j: neuron j). */
+    uint32_t (*fired)(void *ctx, uint8_t layer);
+    /* Conductance of one cell, in conductance codes (ADC on silicon). */
+    int (*read_cell)(void *ctx, uint8_t layer, uint8_t row, uint8_t col, uint16_t *g);
+    /* Membrane potentials and refractory counters of `layer`; silicon ports
+     * that cannot observe them return SB_ECMD. */
+    int (*neurons)(void *ctx, uint8_t layer, int32_t *v, uint8_t *refrac);
+    /* Let `seconds` pass unpowered (retention). */
+    int (*age)(void *ctx, uint32_t seconds);
+    /* Apply a new configuration: fresh cells, variation and stuck map from the seed. */
+    int (*configure)(void *ctx, const struct sb_params *p);
+};
+
+#endif

@@ -1,0 +1,62 @@
+/* The board's command server: bytes from the link in, frames out.
+ * Owns one device controller (sb_dev_t) and runs every wire command on it.
+ * Used by the firmware's command loop and, through cffi, by the host's tests
+ * and fuzz harness, so both sides run the same dispatcher. */
+#ifndef SB_SERVER_H
+#define SB_SERVER_H
+
+#include "sb/config.h"
+#include "sb/dev.h"
+#include "sb/proto.h"
+
+/* What the server needs from its host system (firmware or a test harness). */
+typedef struct sb_server_io {
+    void *ctx;
+    /* Send bytes of an encoded frame towards the host PC. */
+    void (*tx)(void *ctx, const uint8_t *buf, size_t n);
+    /* Free-running timestamp in microseconds (SysTick on the board). */
+    uint32_t (*now_us)(void *ctx);
+    /* Move up to max fire events gathered by the asynchronous readout path
+     * (ISR -> ring) into ev; returns how many; *overflow gets events lost
+     * since the last call (counted, never silent). NULL: the server records
+     * events itself, synchronously. */
+    size_t (*drain)(void *ctx, sb_event_t *ev, size_t max, uint32_t *overflow);
+    /* Board identity reported by HELLO. */
+    const char *board;
+    /* Reboot the MCU (RESET with SB_RESET_BOARD); NULL: not supported. */
+    void (*reboot)(void *ctx);
+    /* Why the board last started: 0 power-on, 1 watchdog, 2 software, 3 pin. */
+    uint8_t reset_reason;
+} sb_server_io_t;
+
+typedef struct sb_server {
+    sb_dev_t dev;
+    sb_server_io_t io;
+    sb_cobs_rx_t rx;                        /* frame being received */
+    uint8_t resp[SB_MAX_FRAME];             /* last response, resent on a duplicate seq */
+    size_t resp_len;
+    uint16_t last_seq;
+    uint8_t have_last;
+    uint32_t frames_ok, frames_bad, dups, event_overflow;
+    uint16_t event_seq;
+    uint16_t nev;                           /* events waiting to go out */
+    sb_event_t ev[SB_EVENTS_PER_FRAME];
+    uint8_t streaming;                      /* current request asked for event frames */
+    uint8_t req[SB_MAX_PAYLOAD];            /* decoded request payload */
+    uint8_t out[SB_MAX_PAYLOAD];            /* response payload being built */
+    uint8_t levels[SB_MAX_STEPS * SB_MAX_ROWS]; /* unpacked input spikes */
+} sb_server_t;
+
+/* Server statistics sent after the counters in a COUNTERS response. */
+typedef struct {
+    uint32_t frames_ok, frames_bad, dups, event_overflow, step;
+} sb_msg_stats_t;
+_Static_assert(sizeof(sb_msg_stats_t) == 20, "wire struct");
+
+void sb_server_init(sb_server_t *s, const sb_server_io_t *io, sb_port_t *port);
+/* Feed one received byte; a completed frame is dispatched and answered at once. */
+void sb_server_rx(sb_server_t *s, uint8_t byte);
+/* Feed a whole buffer (convenience for hosts and fuzzers). */
+void sb_server_rx_buf(sb_server_t *s, const uint8_t *buf, size_t n);
+
+#endif

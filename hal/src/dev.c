@@ -1,0 +1,222 @@
+/* The device controller: sequences requests into port operations and counts
+ * every block's events. Counting here, from the operations actually sent,
+ * makes the counters the same for the virtual chip and for silicon. */
+#include <string.h>
+#include "sb/dev.h"
+#include "sb/errors.h"
+#include "sb/proto.h"
+
+static uint32_t popcount32(uint32_t x) {
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
+}
+
+void sb_dev_init(sb_dev_t *d, sb_port_t *port) {
+    memset(d, 0, sizeof *d);
+    d->port = port;
+}
+
+int sb_dev_configure(sb_dev_t *d, const sb_params_t *p) {
+    int rc = sb_params_check(p, NULL);
+    if (rc) return rc;
+    rc = d->port->configure(d->port->ctx, p);
+    if (rc) return rc;
+    d->p = *p;
+    uint8_t buf[sizeof(sb_params_t)];
+    sb_params_encode(p, buf);
+    d->card_hash = sb_crc32(0, buf, sizeof buf);
+    for (uint8_t l = 0; l < SB_MAX_LAYERS; l++) d->neurons[l] = l < p->layers ? sb_params_neurons(p, l) : 0;
+    d->step = 0;
+    memset(&d->cnt, 0, sizeof d->cnt);
+    d->configured = 1;
+    return SB_OK;
+}
+
+uint16_t sb_dev_cells(const sb_dev_t *d) {
+    return d->configured ? (uint16_t)(d->p.rows * d->p.cols * d->p.layers) : 0;
+}
+
+int sb_dev_cell_index(const sb_dev_t *d, uint8_t layer, uint8_t row, uint8_t col) {
+    if (!d->configured) return SB_ECONFIG;
+    if (layer >= d->p.layers || row >= d->p.rows || col >= d->p.cols) return SB_ERANGE;
+    return (layer * d->p.rows + row) * d->p.cols + col;
+}
+
+/* One layer's read step: a read pulse per active row, then one sample. */
+static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_mask, uint32_t *fired) {
+    const sb_params_t *p = &d->p;
+    sb_op_t *ops = d->ops;
+    size_t n = 0;
+    for (uint8_t r = 0; r < p->rows; r++) {
+        uint8_t level = lvl ? lvl[r] : (uint8_t)((in_mask >> r) & 1u);
+        if (!level) continue;
+        if (level > p->pre_levels) return SB_EINVAL;
+        sb_op_t *o = &ops[n++];
+        o->kind = SB_OP_ROW_READ; o->layer = l; o->row = r; o->col = 0;
+        o->level = level; o->polarity = 0; o->count = 0;
+    }
+    size_t active = n;
+    sb_op_t *o = &ops[n++];
+    o->kind = SB_OP_SAMPLE; o->layer = l; o->row = 0; o->col = 0; o->level = 0; o->polarity = 0; o->count = 0;
+    int rc = d->port->exec(d->port->ctx, ops, n);
+    if (rc) return rc;
+    uint32_t m = d->port->fired(d->port->ctx, l);
+    d->cnt.pre += active;
+    d->cnt.reads += active * p->cols;
+    d->cnt.post += p->cols;
+    d->cnt.updates += d->neurons[l];
+    d->cnt.fires += popcount32(m);
+    *fired = m;
+    return SB_OK;
+}
+
+int sb_dev_step(sb_dev_t *d, const uint8_t *in, uint32_t *out_mask) {
+    if (!d->configured) return SB_ECONFIG;
+    uint32_t m = 0;
+    for (uint8_t l = 0; l < d->p.layers; l++) {
+        int rc = layer_step(d, l, l == 0 ? in : NULL, m, &m);
+        if (rc) return rc;
+        if (out_mask) out_mask[l] = m;
+        if (m && d->on_fire) d->on_fire(d->ev_ctx, l, d->step, m);
+    }
+    d->cnt.steps++;
+    d->cnt.time_ps += d->p.t_step_ps;
+    d->step++;
+    return SB_OK;
+}
+
+int sb_dev_reset_neurons(sb_dev_t *d) {
+    if (!d->configured) return SB_ECONFIG;
+    for (uint8_t l = 0; l < d->p.layers; l++) {
+        sb_op_t o = {SB_OP_NEURON_RESET, l, 0, 0, 0, 0, 0};
+        int rc = d->port->exec(d->port->ctx, &o, 1);
+        if (rc) return rc;
+    }
+    return SB_OK;
+}
+
+int sb_dev_run(sb_dev_t *d, uint16_t steps, const uint8_t *in, uint32_t *out, int32_t *v_out) {
+    if (!d->configured) return SB_ECONFIG;
+    uint32_t masks[SB_MAX_LAYERS];
+    const uint8_t last = (uint8_t)(d->p.layers - 1);
+    for (uint16_t t = 0; t < steps; t++) {
+        int rc = sb_dev_step(d, in + (size_t)t * d->p.rows, masks);
+        if (rc) return rc;
+        if (out) out[t] = masks[last];
+    }
+    if (v_out) {
+        int rc = d->port->neurons(d->port->ctx, last, v_out, NULL);
+        if (rc) return rc;
+    }
+    return SB_OK;
+}
+
+int sb_dev_run_batch(sb_dev_t *d, uint32_t batch, uint16_t steps, const uint8_t *in,
+                     uint32_t *out, int32_t *v_out) {
+    if (!d->configured) return SB_ECONFIG;
+    const uint8_t nn = d->neurons[d->p.layers - 1];
+    for (uint32_t b = 0; b < batch; b++) {
+        int rc = sb_dev_reset_neurons(d);
+        if (rc) return rc;
+        rc = sb_dev_run(d, steps, in + (size_t)b * steps * d->p.rows,
+                        out ? out + (size_t)b * steps : NULL, v_out ? v_out + (size_t)b * nn : NULL);
+        if (rc) return rc;
+    }
+    return SB_OK;
+}
+
+static int cell_coords(const sb_dev_t *d, uint16_t i, sb_op_t *o) {
+    if (i >= sb_dev_cells(d)) return SB_ERANGE;
+    uint16_t per_layer = (uint16_t)(d->p.rows * d->p.cols);
+    o->layer = (uint8_t)(i / per_layer);
+    o->row = (uint8_t)((i % per_layer) / d->p.cols);
+    o->col = (uint8_t)(i % d->p.cols);
+    return SB_OK;
+}
+
+int sb_dev_pulse(sb_dev_t *d, uint16_t first, uint16_t n, int8_t polarity, uint16_t count) {
+    if (!d->configured) return SB_ECONFIG;
+    if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
+    if (polarity < -1 || polarity > 1) return SB_EINVAL;
+    for (uint16_t k = 0; k < n; k++) {
+        sb_op_t o = {0};
+        cell_coords(d, (uint16_t)(first + k), &o);
+        o.kind = polarity ? SB_OP_PROGRAM : SB_OP_HOLD;
+        o.polarity = polarity;
+        o.count = count;
+        if (count == 0) continue;
+        int rc = d->port->exec(d->port->ctx, &o, 1);
+        if (rc) return rc;
+        if (polarity > 0) d->cnt.pot += count;
+        if (polarity < 0) d->cnt.dep += count;
+        if (polarity) { d->cnt.pre += count; d->cnt.post += count; }
+        d->cnt.time_ps += (uint64_t)count * d->p.t_prog_ps;
+    }
+    return SB_OK;
+}
+
+int sb_dev_read(sb_dev_t *d, uint16_t first, uint16_t n, uint16_t *g) {
+    if (!d->configured) return SB_ECONFIG;
+    if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
+    for (uint16_t k = 0; k < n; k++) {
+        sb_op_t o;
+        cell_coords(d, (uint16_t)(first + k), &o);
+        int rc = d->port->read_cell(d->port->ctx, o.layer, o.row, o.col, &g[k]);
+        if (rc) return rc;
+    }
+    d->cnt.reads += n;
+    d->cnt.pre += n;
+    d->cnt.post += n;
+    d->cnt.time_ps += (uint64_t)n * d->p.t_read_ps;
+    return SB_OK;
+}
+
+int sb_dev_program(sb_dev_t *d, uint16_t first, uint16_t n, const uint16_t *target,
+                   uint16_t tolerance, uint8_t max_pulses, uint8_t *pulses_used, uint32_t *total) {
+    if (!d->configured) return SB_ECONFIG;
+    if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
+    int failed = 0;
+    uint32_t sum = 0;
+    for (uint16_t k = 0; k < n; k++) {
+        uint16_t i = (uint16_t)(first + k), g;
+        uint8_t used = 0;
+        int rc = sb_dev_read(d, i, 1, &g);
+        if (rc) return rc;
+        while (used < max_pulses) {
+            int32_t err = (int32_t)target[k] - g;
+            if (err <= tolerance && -err <= tolerance) break;
+            rc = sb_dev_pulse(d, i, 1, err > 0 ? 1 : -1, 1);
+            if (rc) return rc;
+            used++;
+            rc = sb_dev_read(d, i, 1, &g);
+            if (rc) return rc;
+        }
+        int32_t err = (int32_t)target[k] - g;
+        if (err > tolerance || -err > tolerance) failed++;
+        if (pulses_used) pulses_used[k] = used;
+        sum += used;
+    }
+    if (total) *total = sum;
+    return failed;
+}
+
+int sb_dev_age(sb_dev_t *d, uint32_t seconds) {
+    if (!d->configured) return SB_ECONFIG;
+    return d->port->age(d->port->ctx, seconds);
+}
+
+void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e) {
+    const sb_params_t *p = &d->p;
+    const sb_counters_t *c = &d->cnt;
+    e->neuron_aj = c->fires * p->e_fire_aj + c->updates * p->e_update_aj;
+    e->read_aj = c->reads * p->e_read_aj;
+    e->pot_aj = c->pot * p->e_pot_aj;
+    e->dep_aj = c->dep * p->e_dep_aj;
+    e->iface_aj = c->pre * p->e_pre_aj + c->post * p->e_post_aj;
+    e->total_aj = e->neuron_aj + e->read_aj + e->pot_aj + e->dep_aj + e->iface_aj;
+}
+
+void sb_dev_clear_counters(sb_dev_t *d) {
+    memset(&d->cnt, 0, sizeof d->cnt);
+}

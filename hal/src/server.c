@@ -1,0 +1,305 @@
+/* The command server: decodes frames, runs each command on the device
+ * controller, answers with a response or an error frame, and streams fire
+ * events. A repeated sequence number gets the cached response, so a retried
+ * request never runs twice (no training sample is applied twice). */
+#include <string.h>
+#include "sb/server.h"
+#include "sb/errors.h"
+#include "sb/learn.h"
+
+static void send(sb_server_t *s, uint8_t cmd, uint8_t flags, uint16_t seq, const uint8_t *p, size_t n, int cache) {
+    uint8_t frame[SB_MAX_FRAME];
+    int len = sb_frame_encode(cmd, flags, seq, p, n, cache ? s->resp : frame);
+    if (len < 0) return;
+    if (cache) {
+        s->resp_len = (size_t)len;
+        s->last_seq = seq;
+        s->have_last = 1;
+        s->io.tx(s->io.ctx, s->resp, s->resp_len);
+    } else {
+        s->io.tx(s->io.ctx, frame, (size_t)len);
+    }
+}
+
+static void send_error(sb_server_t *s, uint8_t cmd, uint16_t seq, int code, uint32_t detail, int cache) {
+    sb_msg_error_t e = {(int16_t)code, cmd, 0, detail};
+    send(s, SB_CMD_ERROR, SB_F_RESP, seq, (const uint8_t *)&e, sizeof e, cache);
+}
+
+static void flush_events(sb_server_t *s) {
+    if (s->io.drain) {
+        uint32_t ov = 0;
+        size_t room = SB_EVENTS_PER_FRAME - s->nev;
+        s->nev = (uint16_t)(s->nev + s->io.drain(s->io.ctx, &s->ev[s->nev], room, &ov));
+        s->event_overflow += ov;
+    }
+    if (!s->nev) return;
+    uint8_t body[8 + sizeof s->ev];
+    uint16_t n = s->nev;
+    body[0] = (uint8_t)n; body[1] = (uint8_t)(n >> 8); body[2] = 0; body[3] = 0;
+    memcpy(body + 4, &s->event_overflow, 4);
+    memcpy(body + 8, s->ev, n * sizeof(sb_event_t));
+    send(s, SB_CMD_EVENT, SB_F_EVENT, s->event_seq++, body, 8 + n * sizeof(sb_event_t), 0);
+    s->nev = 0;
+}
+
+/* Synchronous event capture, used when the system has no asynchronous readout. */
+static void on_fire(void *ctx, uint8_t layer, uint32_t step, uint32_t mask) {
+    sb_server_t *s = ctx;
+    if (!s->streaming || s->io.drain) return;
+    if (s->nev == SB_EVENTS_PER_FRAME) flush_events(s);
+    sb_event_t *e = &s->ev[s->nev++];
+    e->t_us = s->io.now_us ? s->io.now_us(s->io.ctx) : 0;
+    e->step = step;
+    e->mask = mask;
+    e->layer = layer;
+    e->pad[0] = e->pad[1] = e->pad[2] = 0;
+}
+
+void sb_server_init(sb_server_t *s, const sb_server_io_t *io, sb_port_t *port) {
+    memset(s, 0, sizeof *s);
+    s->io = *io;
+    sb_dev_init(&s->dev, port);
+    s->dev.on_fire = on_fire;
+    s->dev.ev_ctx = s;
+    sb_cobs_rx_init(&s->rx);
+}
+
+/* Unpack steps of input spikes into one level byte per row. */
+static int unpack_input(sb_server_t *s, const uint8_t *src, size_t n, uint16_t steps, int levels) {
+    const uint8_t rows = s->dev.p.rows;
+    if (steps == 0 || steps > SB_MAX_STEPS) return SB_EINVAL;
+    size_t per = levels ? rows : (size_t)(rows + 7) / 8;
+    if (n != per * steps) return SB_ELEN;
+    if (levels) {
+        for (size_t i = 0; i < (size_t)steps * rows; i++)
+            if (src[i] > s->dev.p.pre_levels) return SB_EINVAL;
+        memcpy(s->levels, src, (size_t)steps * rows);
+        return SB_OK;
+    }
+    for (uint16_t t = 0; t < steps; t++)
+        for (uint8_t r = 0; r < rows; r++)
+            s->levels[t * rows + r] = (uint8_t)((src[t * per + r / 8] >> (r % 8)) & 1u);
+    return SB_OK;
+}
+
+/* Runs one request; returns response length or a negative code
+ * (*detail says which index or length was wrong). */
+static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, uint32_t *detail) {
+    sb_dev_t *d = &s->dev;
+    uint8_t *out = s->out;
+    int rc;
+    if (cmd != SB_CMD_HELLO && cmd != SB_CMD_CONFIGURE && cmd != SB_CMD_RESET && cmd != SB_CMD_COUNTERS &&
+        cmd <= SB_CMD_STATE && !d->configured)
+        return SB_ECONFIG;
+    switch (cmd) {
+    case SB_CMD_HELLO: {
+        if (n != 0) return SB_ELEN;
+        sb_msg_hello_t h;
+        memset(&h, 0, sizeof h);
+        h.proto = SB_PROTO_VERSION;
+        h.fw_major = SB_VERSION_MAJOR; h.fw_minor = SB_VERSION_MINOR; h.fw_patch = SB_VERSION_PATCH;
+        h.rows = d->p.rows; h.cols = d->p.cols; h.layers = d->p.layers; h.configured = d->configured;
+        h.card_hash = d->configured ? d->card_hash : 0;
+        h.max_payload = SB_MAX_PAYLOAD;
+        h.reset_reason = s->io.reset_reason;
+        if (s->io.board) strncpy(h.board, s->io.board, sizeof h.board);
+        memcpy(out, &h, sizeof h);
+        return sizeof h;
+    }
+    case SB_CMD_CONFIGURE: {
+        sb_params_t p;
+        if ((rc = sb_params_decode(&p, req, n))) { *detail = (uint32_t)n; return rc; }
+        if ((rc = sb_dev_configure(d, &p))) return rc;
+        memcpy(out, &d->card_hash, 4);
+        return 4;
+    }
+    case SB_CMD_PROGRAM: {
+        sb_msg_program_t m;
+        if (n < sizeof m) return SB_ELEN;
+        memcpy(&m, req, sizeof m);
+        if (n != sizeof m + 2u * m.n) { *detail = (uint32_t)n; return SB_ELEN; }
+        if ((uint32_t)m.first + m.n > sb_dev_cells(d)) { *detail = (uint32_t)m.first + m.n; return SB_ERANGE; }
+        size_t bitmap = ((size_t)m.n + 7) / 8;
+        if (sizeof(sb_msg_program_resp_t) + m.n + bitmap > SB_MAX_PAYLOAD) return SB_ELEN;
+        uint16_t target[SB_MAX_PAYLOAD / 2];
+        memcpy(target, req + sizeof m, 2u * m.n);
+        uint8_t *used = out + sizeof(sb_msg_program_resp_t);
+        uint8_t *bits = used + m.n;
+        uint32_t total = 0;
+        memset(bits, 0, bitmap);
+        int failed = 0;
+        for (uint16_t k = 0; k < m.n; k++) {
+            rc = sb_dev_program(d, (uint16_t)(m.first + k), 1, &target[k], m.tolerance, m.max_pulses, &used[k], NULL);
+            if (rc < 0) return rc;
+            if (rc) { bits[k / 8] |= (uint8_t)(1u << (k % 8)); failed++; }
+            total += used[k];
+        }
+        sb_msg_program_resp_t r = {m.n, (uint16_t)failed, total};
+        memcpy(out, &r, sizeof r);
+        return (int)(sizeof r + m.n + bitmap);
+    }
+    case SB_CMD_READ_G: {
+        sb_msg_read_t m;
+        if (n != sizeof m) return SB_ELEN;
+        memcpy(&m, req, sizeof m);
+        if ((uint32_t)m.first + m.n > sb_dev_cells(d)) { *detail = (uint32_t)m.first + m.n; return SB_ERANGE; }
+        if (2u * m.n > SB_MAX_PAYLOAD) { *detail = m.n; return SB_ELEN; }
+        uint16_t g[SB_MAX_PAYLOAD / 2];
+        if ((rc = sb_dev_read(d, m.first, m.n, g))) return rc;
+        memcpy(out, g, 2u * m.n);
+        return 2 * m.n;
+    }
+    case SB_CMD_INFER: {
+        sb_msg_infer_t m;
+        if (n < sizeof m) return SB_ELEN;
+        memcpy(&m, req, sizeof m);
+        const uint8_t last = (uint8_t)(d->p.layers - 1), nn = d->neurons[last];
+        const int trace = (m.flags & SB_INFER_TRACE) != 0;
+        size_t need = sizeof(sb_msg_infer_resp_t) + 4u * m.steps + 4u * nn * (trace ? m.steps : 1u);
+        if (need > SB_MAX_PAYLOAD) { *detail = m.steps; return SB_ELEN; }
+        if ((rc = unpack_input(s, req + sizeof m, n - sizeof m, m.steps, m.flags & SB_INFER_LEVELS))) {
+            *detail = (uint32_t)n; return rc;
+        }
+        if ((m.flags & SB_INFER_RESET) && (rc = sb_dev_reset_neurons(d))) return rc;
+        sb_msg_infer_resp_t r = {m.steps, nn, last, d->step};
+        uint8_t *masks = out + sizeof r;
+        uint8_t *vs = masks + 4u * m.steps;
+        s->streaming = (m.flags & SB_INFER_EVENTS) != 0;
+        for (uint16_t t = 0; t < m.steps; t++) {
+            uint32_t mk;
+            int32_t v[SB_MAX_NEURONS];
+            rc = sb_dev_run(d, 1, &s->levels[(size_t)t * d->p.rows], &mk, (trace || t + 1 == m.steps) ? v : NULL);
+            if (rc) { s->streaming = 0; return rc; }
+            memcpy(masks + 4u * t, &mk, 4);
+            if (trace) memcpy(vs + 4u * nn * t, v, 4u * nn);
+            else if (t + 1 == m.steps) memcpy(vs, v, 4u * nn);
+            if (s->streaming && s->io.drain) flush_events(s);
+        }
+        if (s->streaming) flush_events(s);
+        s->streaming = 0;
+        memcpy(out, &r, sizeof r);
+        return (int)need;
+    }
+    case SB_CMD_TRAIN: {
+        sb_msg_train_t m;
+        if (n < sizeof m) return SB_ELEN;
+        memcpy(&m, req, sizeof m);
+        if ((rc = unpack_input(s, req + sizeof m, n - sizeof m, m.steps, m.flags & SB_INFER_LEVELS))) {
+            *detail = (uint32_t)n; return rc;
+        }
+        sb_train_req_t tr = {m.steps, m.label, m.rule, m.target, m.max_pulses, 1, m.sample_id};
+        sb_train_result_t res;
+        if ((rc = sb_learn_train(d, &tr, s->levels, &res))) { *detail = m.label; return rc; }
+        sb_msg_train_resp_t r;
+        r.sample_id = m.sample_id;
+        r.predicted = res.predicted;
+        r.neurons = res.neurons;
+        r.pulses = res.pulses;
+        memcpy(r.counts, res.counts, sizeof r.counts);
+        memcpy(out, &r, sizeof r);
+        return sizeof r;
+    }
+    case SB_CMD_PULSE: {
+        sb_msg_pulse_t m;
+        if (n != sizeof m) return SB_ELEN;
+        memcpy(&m, req, sizeof m);
+        if ((uint32_t)m.first + m.n > sb_dev_cells(d)) { *detail = (uint32_t)m.first + m.n; return SB_ERANGE; }
+        if (2u * m.n > SB_MAX_PAYLOAD) { *detail = m.n; return SB_ELEN; }
+        if ((rc = sb_dev_pulse(d, m.first, m.n, m.polarity, m.count))) return rc;
+        uint16_t g[SB_MAX_PAYLOAD / 2];
+        if ((rc = sb_dev_read(d, m.first, m.n, g))) return rc;
+        memcpy(out, g, 2u * m.n);
+        return 2 * m.n;
+    }
+    case SB_CMD_COUNTERS: {
+        if (n != 1) return SB_ELEN;
+        sb_msg_stats_t st = {s->frames_ok, s->frames_bad, s->dups, s->event_overflow, d->step};
+        memcpy(out, &d->cnt, sizeof d->cnt);
+        memcpy(out + sizeof d->cnt, &st, sizeof st);
+        if (req[0] & SB_COUNTERS_CLEAR) sb_dev_clear_counters(d);
+        return (int)(sizeof d->cnt + sizeof st);
+    }
+    case SB_CMD_RESET: {
+        if (n != 1) return SB_ELEN;
+        if (req[0] & SB_RESET_BOARD) {
+            if (!s->io.reboot) return SB_ECMD;
+            return 0;   /* reboots after the response is sent */
+        }
+        if ((req[0] & SB_RESET_CHIP) && d->configured) {
+            sb_params_t p = d->p;
+            if ((rc = sb_dev_configure(d, &p))) return rc;
+        }
+        if ((req[0] & SB_RESET_NEURONS) && d->configured && (rc = sb_dev_reset_neurons(d))) return rc;
+        return 0;
+    }
+    case SB_CMD_AGE: {
+        if (n != 4) return SB_ELEN;
+        uint32_t sec;
+        memcpy(&sec, req, 4);
+        if ((rc = sb_dev_age(d, sec))) return rc;
+        return 0;
+    }
+    case SB_CMD_STATE: {
+        if (n != 1) return SB_ELEN;
+        if (req[0] >= d->p.layers) { *detail = req[0]; return SB_ERANGE; }
+        uint8_t nn = d->neurons[req[0]];
+        int32_t v[SB_MAX_NEURONS];
+        uint8_t rf[SB_MAX_NEURONS];
+        if ((rc = d->port->neurons(d->port->ctx, req[0], v, rf))) return rc;
+        out[0] = nn;
+        memcpy(out + 1, v, 4u * nn);
+        memcpy(out + 1 + 4u * nn, rf, nn);
+        return 1 + 5 * nn;
+    }
+    default:
+        *detail = cmd;
+        return SB_ECMD;
+    }
+}
+
+static void handle_frame(sb_server_t *s) {
+    uint8_t cmd = 0, flags = 0;
+    uint16_t seq = 0;
+    int n = sb_frame_decode(s->rx.buf, s->rx.len, &cmd, &flags, &seq, s->req, sizeof s->req);
+    s->rx.len = 0;
+    if (n < 0) {
+        s->frames_bad++;
+        /* the header of a frame that failed its CRC cannot be trusted: answer seq 0xffff */
+        send_error(s, n == SB_ECRC ? cmd : 0, 0xffffu, n, 0, 0);
+        return;
+    }
+    if (flags & (SB_F_RESP | SB_F_EVENT)) {
+        s->frames_bad++;
+        send_error(s, cmd, seq, SB_EFRAME, flags, 0);
+        return;
+    }
+    s->frames_ok++;
+    if (s->have_last && seq == s->last_seq && cmd != SB_CMD_HELLO && s->resp_len) {
+        s->dups++;
+        s->io.tx(s->io.ctx, s->resp, s->resp_len);
+        return;
+    }
+    uint32_t detail = 0;
+    int len = dispatch(s, cmd, s->req, (size_t)n, &detail);
+    if (len < 0) {
+        send_error(s, cmd, seq, len, detail, 1);
+        return;
+    }
+    send(s, cmd, SB_F_RESP, seq, s->out, (size_t)len, 1);
+    if (cmd == SB_CMD_RESET && (s->req[0] & SB_RESET_BOARD) && s->io.reboot) s->io.reboot(s->io.ctx);
+}
+
+void sb_server_rx(sb_server_t *s, uint8_t byte) {
+    int r = sb_cobs_rx_push(&s->rx, byte);
+    if (r == 1) {
+        handle_frame(s);
+    } else if (r == SB_EOVERSIZE) {
+        s->frames_bad++;
+        send_error(s, 0, 0xffffu, SB_EOVERSIZE, 0, 0);
+    }
+}
+
+void sb_server_rx_buf(sb_server_t *s, const uint8_t *buf, size_t n) {
+    for (size_t i = 0; i < n; i++) sb_server_rx(s, buf[i]);
+}
