@@ -1,0 +1,197 @@
+"""The one interface every host feature talks to. Three backends implement
+it: `model` (the C chip model in-process), `emulator` (the real firmware in
+QEMU) and `serial` (a real board). The contract suite holds them to
+bit-identical results."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .._hal import ffi, lib
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    backend: str
+    proto: int
+    firmware: str
+    board: str
+    rows: int
+    cols: int
+    layers: int
+    configured: bool
+    card_hash: int
+    max_payload: int
+    reset_reason: int
+
+
+COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples")
+
+
+@dataclass(frozen=True)
+class Counters:
+    fires: int
+    updates: int
+    reads: int
+    pot: int
+    dep: int
+    pre: int
+    post: int
+    time_ps: int
+    steps: int
+    samples: int
+
+    @classmethod
+    def from_c(cls, c) -> "Counters":
+        return cls(*(int(getattr(c, f)) for f in COUNTER_FIELDS))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __sub__(self, other: "Counters") -> "Counters":
+        return Counters(*(getattr(self, f) - getattr(other, f) for f in COUNTER_FIELDS))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    sample_id: int
+    predicted: int          # 255: no output neuron fired
+    pulses: int
+    counts: np.ndarray      # fires per output neuron
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    pulses: np.ndarray      # pulses used per cell
+    failed: np.ndarray      # bool per cell
+
+
+RULES = {"sign": lib.SB_RULE_SIGN, "stochastic": lib.SB_RULE_STOCHASTIC, "stdp": lib.SB_RULE_STDP,
+         "compensated": lib.SB_RULE_COMPENSATED}
+
+
+class Backend(ABC):
+    """A chip behind a controller. Arrays in, arrays out; no per-step Python."""
+
+    name = "abstract"
+    params = None  # the configured sb_params_t
+
+    # -- configuration ---------------------------------------------------
+    @abstractmethod
+    def configure(self, params) -> int:
+        """Send a compiled parameter block; returns the card hash (CRC-32)."""
+
+    @abstractmethod
+    def info(self) -> BoardInfo: ...
+
+    @property
+    def rows(self) -> int:
+        return self._p().rows
+
+    @property
+    def cells(self) -> int:
+        p = self._p()
+        return p.rows * p.cols * p.layers
+
+    def neurons(self, layer: int = -1) -> int:
+        p = self._p()
+        layer = layer % p.layers
+        return lib.sb_params_neurons(p, layer)
+
+    def _p(self):
+        if self.params is None:
+            raise ConfigError(f"{self.name} backend: not configured (send a device card first)")
+        return self.params
+
+    # -- inference and training ------------------------------------------
+    @abstractmethod
+    def infer(self, spikes: np.ndarray, *, reset: bool = True, trace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Run T time steps. spikes: (T, rows) levels. Returns the last layer's
+        fires (T, neurons) as uint8 and its membranes: (neurons,) after the last
+        step, or (T, neurons) with trace=True."""
+
+    def infer_batch(self, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T, rows) -> fires (B, T, neurons), final membranes (B, neurons)."""
+        outs, vs = [], []
+        for x in self._check_batch(spikes):
+            o, v = self.infer(x, reset=True)
+            outs.append(o)
+            vs.append(v)
+        return np.stack(outs), np.stack(vs)
+
+    @abstractmethod
+    def train(self, spikes: np.ndarray, label: int, *, rule: str = "sign", target: int = 8,
+              max_pulses: int = 1, sample_id: int = 0) -> TrainResult: ...
+
+    # -- synapses ------------------------------------------------------------
+    @abstractmethod
+    def read_conductance(self, first: int = 0, n: int | None = None) -> np.ndarray: ...
+
+    @abstractmethod
+    def program(self, targets: np.ndarray, *, first: int = 0, tolerance: int = 0,
+                max_pulses: int = 64) -> ProgramResult: ...
+
+    @abstractmethod
+    def pulse(self, first: int, n: int, polarity: int, count: int) -> np.ndarray:
+        """count pulses of polarity (+1 P, -1 D, 0 hold) on cells first..first+n; returns G after."""
+
+    @abstractmethod
+    def age(self, seconds: int) -> None: ...
+
+    # -- state -------------------------------------------------------------
+    @abstractmethod
+    def counters(self, clear: bool = False) -> Counters: ...
+
+    @abstractmethod
+    def reset(self, neurons: bool = True, chip: bool = False) -> None: ...
+
+    @abstractmethod
+    def state(self, layer: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """Membranes (Q16.16) and refractory counters of a layer."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- shared checks ---------------------------------------------------------
+    def _check_spikes(self, spikes) -> np.ndarray:
+        p = self._p()
+        x = np.asarray(spikes)
+        if x.ndim != 2 or x.shape[1] != p.rows:
+            raise ConfigError(f"input spikes: expected shape (steps, {p.rows}), got {x.shape}")
+        if x.shape[0] < 1 or x.shape[0] > 65535:
+            raise ConfigError(f"input spikes: {x.shape[0]} steps, need 1..65535")
+        if x.size and (x.min() < 0 or x.max() > p.pre_levels):
+            raise ConfigError(f"input spikes: levels must be 0..{p.pre_levels}, got {x.min()}..{x.max()}")
+        return np.ascontiguousarray(x, dtype=np.uint8)
+
+    def _check_batch(self, spikes) -> np.ndarray:
+        x = np.asarray(spikes)
+        if x.ndim != 3:
+            raise ConfigError(f"input batch: expected shape (batch, steps, rows), got {x.shape}")
+        for i in range(min(1, len(x))):
+            self._check_spikes(x[i])
+        p = self._p()
+        if x.shape[2] != p.rows:
+            raise ConfigError(f"input batch: expected {p.rows} rows, got {x.shape[2]}")
+        if x.size and (x.min() < 0 or x.max() > p.pre_levels):
+            raise ConfigError(f"input batch: levels must be 0..{p.pre_levels}")
+        return np.ascontiguousarray(x, dtype=np.uint8)
+
+    def _check_cells(self, first: int, n: int) -> None:
+        if first < 0 or n < 0 or first + n > self.cells:
+            raise ConfigError(f"cells {first}..{first + n - 1} out of the array (0..{self.cells - 1})")
+
+
+def masks_to_spikes(masks: np.ndarray, neurons: int) -> np.ndarray:
+    """u32 fire masks -> (…, neurons) uint8."""
+    m = np.asarray(masks, dtype=np.uint32)
+    return ((m[..., None] >> np.arange(neurons, dtype=np.uint32)) & 1).astype(np.uint8)

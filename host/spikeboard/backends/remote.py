@@ -1,0 +1,180 @@
+"""Backends that reach a board over the link: `serial` (a real board on a
+port) and `emulator` (the real firmware in QEMU on a socket UART)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._hal import ffi, lib
+from ..cards import params_bytes
+from ..errors import ConfigError, LinkError
+from ..link import Link
+from ..protocol import pack, unpack
+from .base import Backend, BoardInfo, Counters, ProgramResult, RULES, TrainResult, masks_to_spikes
+
+_PAYLOAD = lib.SB_MAX_PAYLOAD
+
+
+class RemoteBackend(Backend):
+    name = "serial"
+
+    def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 6, link: Link | None = None):
+        self.url = url
+        self.events: list[tuple[int, int, int, int]] = []   # (t_us, step, layer, mask)
+        self.event_overflow = 0
+        self.link = link or Link(url, timeout=timeout, retries=retries, on_event=self._on_event)
+        if link is not None:
+            link.on_event = self._on_event
+        self.params = None
+        self.stats = None
+
+    # -- plumbing ----------------------------------------------------------------
+    def _on_event(self, body: bytes) -> None:
+        n = body[0] | (body[1] << 8)
+        self.event_overflow = int.from_bytes(body[4:8], "little")
+        for k in range(n):
+            e = unpack("sb_event_t", body, 8 + k * ffi.sizeof("sb_event_t"))
+            self.events.append((e.t_us, e.step, e.layer, e.mask))
+
+    def _req(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        return self.link.request(cmd, payload, timeout=timeout)
+
+    def close(self) -> None:
+        self.link.close()
+
+    # -- configuration -------------------------------------------------------------
+    def configure(self, params) -> int:
+        body = self._req(lib.SB_CMD_CONFIGURE, params_bytes(params), timeout=max(self.link.timeout, 5.0))
+        self.params = ffi.new("sb_params_t *", params[0])
+        return int.from_bytes(body[:4], "little")
+
+    def info(self) -> BoardInfo:
+        h = unpack("sb_msg_hello_t", self._req(lib.SB_CMD_HELLO))
+        info = BoardInfo(self.name, h.proto, f"{h.fw_major}.{h.fw_minor}.{h.fw_patch}",
+                         ffi.string(h.board).decode(errors="replace"), h.rows, h.cols, h.layers,
+                         bool(h.configured), h.card_hash, h.max_payload, h.reset_reason)
+        if h.proto != lib.SB_PROTO_VERSION:
+            raise LinkError(f"{self.url}: board speaks protocol {h.proto}, host {lib.SB_PROTO_VERSION}")
+        return info
+
+    # -- inference and training -------------------------------------------------------
+    def _pack_spikes(self, x: np.ndarray) -> bytes:
+        if self._p().pre_levels > 1:
+            return x.tobytes()
+        return np.packbits(x, axis=1, bitorder="little").tobytes()
+
+    def _steps_per_frame(self, trace: bool) -> int:
+        p = self._p()
+        nn = self.neurons()
+        per_in = p.rows if p.pre_levels > 1 else (p.rows + 7) // 8
+        room_out = _PAYLOAD - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn)
+        out_per = 4 + (4 * nn if trace else 0)
+        return max(1, min(lib.SB_MAX_STEPS, room_out // out_per, (_PAYLOAD - 4) // per_in))
+
+    def infer(self, spikes, *, reset=True, trace=False, events=False):
+        x = self._check_spikes(spikes)
+        nn = self.neurons()
+        chunk = self._steps_per_frame(trace)
+        masks, vs = [], []
+        v = np.zeros(nn, dtype=np.int32)
+        flags = (lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0) | (lib.SB_INFER_TRACE if trace else 0) \
+            | (lib.SB_INFER_EVENTS if events else 0)
+        for t0 in range(0, x.shape[0], chunk):
+            part = x[t0:t0 + chunk]
+            f = flags | (lib.SB_INFER_RESET if reset and t0 == 0 else 0)
+            body = self._req(lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=len(part), flags=f) + self._pack_spikes(part))
+            hdr = unpack("sb_msg_infer_resp_t", body)
+            off = ffi.sizeof("sb_msg_infer_resp_t")
+            if hdr.steps != len(part) or hdr.neurons != nn:
+                raise LinkError(f"{self.url}: infer answer for {hdr.steps} steps x {hdr.neurons} neurons, "
+                                f"asked {len(part)} x {nn}")
+            masks.append(np.frombuffer(body, dtype="<u4", count=len(part), offset=off))
+            off += 4 * len(part)
+            if trace:
+                vs.append(np.frombuffer(body, dtype="<i4", count=len(part) * nn, offset=off).reshape(len(part), nn))
+            else:
+                v = np.frombuffer(body, dtype="<i4", count=nn, offset=off).copy()
+        out = masks_to_spikes(np.concatenate(masks), nn)
+        return out, (np.concatenate(vs) if trace else v)
+
+    def train(self, spikes, label, *, rule="sign", target=8, max_pulses=1, sample_id=0) -> TrainResult:
+        x = self._check_spikes(spikes)
+        if rule not in RULES:
+            raise ConfigError(f"unknown learning rule {rule!r} (one of {', '.join(RULES)})")
+        if not 0 <= label < self.neurons():
+            raise ConfigError(f"label {label} out of range 0..{self.neurons() - 1}")
+        if x.shape[0] > lib.SB_MAX_STEPS:
+            raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
+        payload = pack("sb_msg_train_t", steps=x.shape[0], label=label, rule=RULES[rule], target=target,
+                       max_pulses=max_pulses, flags=lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0,
+                       sample_id=sample_id & 0xFFFFFFFF) + self._pack_spikes(x)
+        r = unpack("sb_msg_train_resp_t", self._req(lib.SB_CMD_TRAIN, payload))
+        if r.sample_id != sample_id & 0xFFFFFFFF:
+            raise LinkError(f"{self.url}: train answer is for sample {r.sample_id}, sent {sample_id}")
+        return TrainResult(sample_id, r.predicted, r.pulses, np.array(list(r.counts)[:r.neurons], dtype=np.uint16))
+
+    # -- synapses ---------------------------------------------------------------------
+    def read_conductance(self, first=0, n=None):
+        n = self.cells - first if n is None else n
+        self._check_cells(first, n)
+        out = []
+        per = _PAYLOAD // 2
+        for a in range(first, first + n, per):
+            k = min(per, first + n - a)
+            body = self._req(lib.SB_CMD_READ_G, pack("sb_msg_read_t", first=a, n=k))
+            out.append(np.frombuffer(body, dtype="<u2", count=k))
+        return np.concatenate(out) if out else np.zeros(0, np.uint16)
+
+    def program(self, targets, *, first=0, tolerance=0, max_pulses=64):
+        t = np.ascontiguousarray(targets, dtype="<u2").ravel()
+        self._check_cells(first, len(t))
+        per = 256
+        used, failed = [], []
+        for a in range(0, len(t), per):
+            part = t[a:a + per]
+            body = self._req(lib.SB_CMD_PROGRAM,
+                             pack("sb_msg_program_t", first=first + a, n=len(part), tolerance=tolerance,
+                                  max_pulses=max_pulses) + part.tobytes(), timeout=max(self.link.timeout, 30.0))
+            off = ffi.sizeof("sb_msg_program_resp_t")
+            used.append(np.frombuffer(body, dtype=np.uint8, count=len(part), offset=off))
+            bits = np.frombuffer(body, dtype=np.uint8, offset=off + len(part))
+            failed.append(np.unpackbits(bits, bitorder="little")[:len(part)].astype(bool))
+        return ProgramResult(np.concatenate(used), np.concatenate(failed))
+
+    def pulse(self, first, n, polarity, count):
+        self._check_cells(first, n)
+        if polarity not in (-1, 0, 1):
+            raise ConfigError(f"polarity must be -1, 0 or +1, got {polarity}")
+        out = []
+        per = _PAYLOAD // 2
+        for a in range(first, first + n, per):
+            k = min(per, first + n - a)
+            body = self._req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=count, polarity=polarity),
+                             timeout=max(self.link.timeout, 30.0))
+            out.append(np.frombuffer(body, dtype="<u2", count=k))
+        return np.concatenate(out)
+
+    def age(self, seconds):
+        self._req(lib.SB_CMD_AGE, int(seconds).to_bytes(4, "little"))
+
+    # -- state -----------------------------------------------------------------------------
+    def counters(self, clear=False):
+        body = self._req(lib.SB_CMD_COUNTERS, bytes([lib.SB_COUNTERS_CLEAR if clear else 0]))
+        c = unpack("sb_counters_t", body)
+        self.stats = unpack("sb_msg_stats_t", body, ffi.sizeof("sb_counters_t"))
+        return Counters.from_c(c)
+
+    def reset(self, neurons=True, chip=False):
+        what = (lib.SB_RESET_NEURONS if neurons else 0) | (lib.SB_RESET_CHIP if chip else 0)
+        self._req(lib.SB_CMD_RESET, bytes([what]))
+
+    def reboot(self) -> None:
+        """Reset the MCU; the board loses its configuration (synapses keep their state on silicon)."""
+        self._req(lib.SB_CMD_RESET, bytes([lib.SB_RESET_BOARD]))
+
+    def state(self, layer=-1):
+        p = self._p()
+        layer = layer % p.layers
+        body = self._req(lib.SB_CMD_STATE, bytes([layer]))
+        nn = body[0]
+        return (np.frombuffer(body, dtype="<i4", count=nn, offset=1).copy(),
+                np.frombuffer(body, dtype=np.uint8, count=nn, offset=1 + 4 * nn).copy())

@@ -1,0 +1,45 @@
+"""Python face of the wire protocol. Every struct, constant and the frame
+codec come from hal/ through cffi, so the host cannot drift from the firmware."""
+from __future__ import annotations
+
+from ._hal import ffi, lib
+from .errors import DeviceError, LinkError, describe
+
+CMD_NAMES = {getattr(lib, n): n[len("SB_CMD_"):].lower() for n in dir(lib) if n.startswith("SB_CMD_")}
+
+
+def pack(ctype: str, **fields) -> bytes:
+    """Fill a wire struct (e.g. 'sb_msg_read_t') and return its bytes."""
+    obj = ffi.new(ctype + " *")
+    for k, v in fields.items():
+        setattr(obj, k, v)
+    return bytes(ffi.buffer(obj))
+
+
+def unpack(ctype: str, data: bytes, offset: int = 0):
+    """View bytes as a wire struct (a copy; fields read like attributes)."""
+    size = ffi.sizeof(ctype)
+    if len(data) - offset < size:
+        raise LinkError(f"{ctype}: need {size} bytes, frame has {len(data) - offset}")
+    obj = ffi.new(ctype + " *")
+    ffi.memmove(obj, data[offset:offset + size], size)
+    return obj
+
+
+def encode_frame(cmd: int, flags: int, seq: int, payload: bytes = b"") -> bytes:
+    out = ffi.new("uint8_t[]", lib.SB_MAX_FRAME)
+    n = lib.sb_frame_encode(cmd, flags, seq & 0xFFFF, payload, len(payload), out)
+    if n < 0:
+        raise DeviceError(f"encode {CMD_NAMES.get(cmd, cmd)}: {describe(n)}", n)
+    return bytes(ffi.buffer(out, n))
+
+
+def decode_frame(enc: bytes) -> tuple[int, int, int, bytes]:
+    """Decode one frame's COBS bytes (no delimiter) -> (cmd, flags, seq, payload).
+    Raises LinkError naming what was wrong."""
+    cmd, flags, seq = ffi.new("uint8_t *"), ffi.new("uint8_t *"), ffi.new("uint16_t *")
+    buf = ffi.new("uint8_t[]", lib.SB_MAX_PAYLOAD)
+    n = lib.sb_frame_decode(enc, len(enc), cmd, flags, seq, buf, lib.SB_MAX_PAYLOAD)
+    if n < 0:
+        raise LinkError(f"bad frame: {describe(n)}")
+    return cmd[0], flags[0], seq[0], bytes(ffi.buffer(buf, n))
