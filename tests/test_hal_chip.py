@@ -147,17 +147,17 @@ def test_lif_integrate_leak_fire_reset_refractory():
     x = np.zeros((6, 32), np.uint8)
     x[:, 0] = 1
     s, v = b.infer(x, trace=True)
-    # hand simulation in Python integers, same order: refractory, leak, integrate, fire
+    # hand simulation in Python integers, same order: leak, refractory, integrate, fire
     for j in (1, 2):
         inp = (((c.g[j] - p.g_ref)) * p.post_gain) >> p.post_shift
         vv, rf, fired, vs = 0, 0, [], []
         for _ in range(6):
+            vv -= (vv * p.leak_q16) >> 16               # the membrane leaks, resting or not
             if rf:
                 rf -= 1
                 fired.append(0)
                 vs.append(vv)
                 continue
-            vv -= (vv * p.leak_q16) >> 16
             vv += inp
             f = vv >= p.v_th
             if f:

@@ -4,6 +4,7 @@
 #include "sb/chip.h"
 #include "sb/errors.h"
 #include "sb/rng.h"
+#include "bits.h"
 
 /* 2^(-i/64) in Q0.16, i = 0..64 */
 static const uint16_t exp2_tab[65] = {
@@ -144,6 +145,26 @@ static void disturb(sb_chip_t *c, uint8_t l, uint8_t r, uint8_t col, int8_t pol,
     }
 }
 
+/* All rows of a binary spike vector at once: event-driven, one pass per
+ * active row. The common widths get constant trip counts so they vectorise. */
+static inline void rows_accum(uint32_t *acc, const uint16_t *base, uint32_t mask, const uint8_t cols) {
+    while (mask) {
+        const uint16_t *g = base + sb_ctz32(mask) * cols;
+        mask &= mask - 1u;
+        for (uint8_t k = 0; k < cols; k++) acc[k] += g[k];
+    }
+}
+
+static void rows_read(sb_chip_t *c, uint8_t l, uint32_t mask) {
+    const uint8_t cols = c->p.cols;
+    uint32_t *acc = c->acc[l];
+    const uint16_t *base = &c->g[l * c->p.rows * cols];
+    c->rowsum[l] += sb_popcount32(mask);
+    if (cols == 32) rows_accum(acc, base, mask, 32);
+    else if (cols == 16) rows_accum(acc, base, mask, 16);
+    else rows_accum(acc, base, mask, cols);
+}
+
 static void row_read(sb_chip_t *c, uint8_t l, uint8_t r, uint8_t level) {
     const uint8_t cols = c->p.cols;
     const uint16_t *g = &c->g[(l * c->p.rows + r) * cols];
@@ -156,41 +177,72 @@ static void row_read(sb_chip_t *c, uint8_t l, uint8_t r, uint8_t level) {
     c->rowsum[l] += level;
 }
 
-/* Post interface then the layer's neurons: integrate, leak, fire, reset, rest. */
-static void sample(sb_chip_t *c, uint8_t l) {
+static const uint32_t bit_of[32] = {
+    1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9, 1u << 10,
+    1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20,
+    1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30,
+    1u << 31};
+
+/* Post interface then the layer's neurons: integrate, leak, fire, reset, rest.
+ * Passes are split so that each loop is branch-free and vectorises. */
+static inline uint32_t neurons_step(sb_chip_t *c, uint8_t l, const uint8_t nn, const int diff) {
     const sb_params_t *p = &c->p;
-    const uint8_t nn = c->neurons[l];
-    const int diff = (p->diff_mask >> l) & 1u;
-    const int64_t ref = diff ? 0 : (int64_t)p->g_ref * c->rowsum[l];
-    uint32_t *acc = c->acc[l];
+    const int32_t ref = diff ? 0 : (int32_t)((uint32_t)p->g_ref * c->rowsum[l]);
+    const int32_t gain = p->post_gain, shift = p->post_shift, sat = p->post_sat;
+    const int32_t th = p->v_th, vmin = p->v_min, keep = p->reset_mode == SB_RESET_SUBTRACT;
+    const int32_t refractory = p->refractory;
+    const uint32_t *acc = c->acc[l];
     int32_t *v = c->v[l];
-    uint8_t *rf = c->refrac[l];
-    uint32_t mask = 0;
-    int32_t noise_amp = 0;
-    if (p->read_noise_q16 && c->rowsum[l])
-        noise_amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
-    for (uint8_t j = 0; j < nn; j++) {
-        int64_t cur = diff ? (int64_t)acc[2 * j] - acc[2 * j + 1] : (int64_t)acc[j] - ref;
-        if (noise_amp)
-            cur += ((int64_t)noise_amp * sb_rng_normal_q12(p->seed, SB_RNG_READ, (uint32_t)l * SB_MAX_NEURONS + j, c->nsample[l])) >> 12;
-        int64_t in = (cur * p->post_gain) >> p->post_shift;
-        if (in > p->post_sat) in = p->post_sat;
-        if (in < -(int64_t)p->post_sat) in = -(int64_t)p->post_sat;
-        if (rf[j]) { rf[j]--; continue; }
-        int32_t x = v[j];
-        x -= (int32_t)(((int64_t)x * p->leak_q16) >> 16);
-        int64_t nx = (int64_t)x + in;
-        if (nx < p->v_min) nx = p->v_min;
-        if (nx > INT32_MAX) nx = INT32_MAX;
-        x = (int32_t)nx;
-        if (x >= p->v_th) {
-            mask |= 1u << j;
-            x = p->reset_mode == SB_RESET_SUBTRACT ? x - p->v_th : 0;
-            rf[j] = p->refractory;
-        }
-        v[j] = x;
+    int32_t *rf = c->refrac[l];
+    int32_t in[SB_MAX_NEURONS];
+    uint32_t fire[SB_MAX_NEURONS];
+
+    for (uint8_t j = 0; j < nn; j++)
+        in[j] = diff ? (int32_t)acc[2 * j] - (int32_t)acc[2 * j + 1] : (int32_t)acc[j] - ref;
+    if (p->read_noise_q16 && c->rowsum[l]) {
+        int32_t amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
+        for (uint8_t j = 0; j < nn; j++)
+            in[j] += (int32_t)(((int64_t)amp * sb_rng_normal_q12(p->seed, SB_RNG_READ, (uint32_t)l * SB_MAX_NEURONS + j, c->nsample[l])) >> 12);
     }
-    memset(acc, 0, sizeof c->acc[l]);
+    /* post interface: column current, saturating at the sense amplifier's
+     * +-SB_POST_IN_MAX, times a 10-bit gain, then the output range */
+    for (uint8_t j = 0; j < nn; j++) {
+        int32_t cur = in[j];
+        cur = cur > SB_POST_IN_MAX ? SB_POST_IN_MAX : cur < -SB_POST_IN_MAX ? -SB_POST_IN_MAX : cur;
+        int32_t x = (cur * gain) >> shift;
+        in[j] = x > sat ? sat : x < -sat ? -sat : x;
+    }
+    if (p->leak_q16) {
+        for (uint8_t j = 0; j < nn; j++) v[j] -= (int32_t)(((int64_t)v[j] * p->leak_q16) >> 16);
+    }
+    /* select with all-ones masks rather than branches */
+    const int32_t keep_mask = -keep;
+    for (uint8_t j = 0; j < nn; j++) {
+        int32_t rest = -(int32_t)(rf[j] != 0);
+        int32_t x = v[j] + in[j];
+        x = x < vmin ? vmin : x;
+        int32_t f = -(int32_t)(x >= th) & ~rest;
+        int32_t xr = (x - th) & keep_mask;
+        x = (xr & f) | (x & ~f);
+        v[j] = (v[j] & rest) | (x & ~rest);
+        rf[j] = ((rf[j] - 1) & rest) | (refractory & f);
+        fire[j] = (uint32_t)f & bit_of[j];
+    }
+    uint32_t mask = 0;
+    for (uint8_t j = 0; j < nn; j++) mask |= fire[j];
+    return mask;
+}
+
+static void sample(sb_chip_t *c, uint8_t l) {
+    const uint8_t nn = c->neurons[l];
+    const int diff = (c->p.diff_mask >> l) & 1u;
+    uint32_t mask;
+    if (nn == 32 && !diff) mask = neurons_step(c, l, 32, 0);
+    else if (nn == 16 && diff) mask = neurons_step(c, l, 16, 1);
+    else if (nn == 16) mask = neurons_step(c, l, 16, 0);
+    else if (nn == 8 && diff) mask = neurons_step(c, l, 8, 1);
+    else mask = neurons_step(c, l, nn, diff);
+    memset(c->acc[l], 0, sizeof c->acc[l]);
     c->rowsum[l] = 0;
     c->fired[l] = mask;
     if (mask && c->hooks.fire) c->hooks.fire(c->hooks.ctx, l, c->nsample[l], mask);
@@ -220,6 +272,10 @@ static int op_exec(sb_chip_t *c, const sb_op_t *op) {
         if (op->row >= p->rows) return SB_ERANGE;
         if (op->level == 0 || op->level > p->pre_levels) return SB_EINVAL;
         row_read(c, op->layer, op->row, op->level);
+        return SB_OK;
+    case SB_OP_READ_ROWS:
+        if (p->rows < 32 && (op->mask >> p->rows)) return SB_ERANGE;
+        rows_read(c, op->layer, op->mask);
         return SB_OK;
     case SB_OP_SAMPLE:
         sample(c, op->layer);
@@ -273,7 +329,7 @@ static int port_neurons(void *ctx, uint8_t l, int32_t *v, uint8_t *refrac) {
     if (!c->configured) return SB_ECONFIG;
     if (l >= c->p.layers) return SB_ERANGE;
     if (v) memcpy(v, c->v[l], sizeof(int32_t) * c->neurons[l]);
-    if (refrac) memcpy(refrac, c->refrac[l], c->neurons[l]);
+    if (refrac) for (uint8_t j = 0; j < c->neurons[l]; j++) refrac[j] = (uint8_t)c->refrac[l][j];
     return SB_OK;
 }
 

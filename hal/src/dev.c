@@ -5,12 +5,8 @@
 #include "sb/dev.h"
 #include "sb/errors.h"
 #include "sb/proto.h"
+#include "bits.h"
 
-static uint32_t popcount32(uint32_t x) {
-    x = x - ((x >> 1) & 0x55555555u);
-    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-    return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
-}
 
 void sb_dev_init(sb_dev_t *d, sb_port_t *port) {
     memset(d, 0, sizeof *d);
@@ -43,22 +39,48 @@ int sb_dev_cell_index(const sb_dev_t *d, uint8_t layer, uint8_t row, uint8_t col
     return (layer * d->p.rows + row) * d->p.cols + col;
 }
 
-/* One layer's read step: a read pulse per active row, then one sample. */
+/* One layer's read step: read pulses on the active rows (one op for a binary
+ * spike vector, one per row for pulse-width levels), then one sample. */
 static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_mask, uint32_t *fired) {
     const sb_params_t *p = &d->p;
     sb_op_t *ops = d->ops;
     size_t n = 0;
-    for (uint8_t r = 0; r < p->rows; r++) {
-        uint8_t level = lvl ? lvl[r] : (uint8_t)((in_mask >> r) & 1u);
-        if (!level) continue;
-        if (level > p->pre_levels) return SB_EINVAL;
-        sb_op_t *o = &ops[n++];
-        o->kind = SB_OP_ROW_READ; o->layer = l; o->row = r; o->col = 0;
-        o->level = level; o->polarity = 0; o->count = 0;
+    uint32_t active;
+    uint8_t multi = 0;
+    if (lvl) {
+        uint32_t m = 0;
+        uint8_t r = 0;
+        /* eight rows at a time while every level is 0 or 1 (binary spikes) */
+        for (; r + 8u <= p->rows; r = (uint8_t)(r + 8u)) {
+            uint64_t w;
+            memcpy(&w, lvl + r, 8);
+            if (w & 0xfefefefefefefefeull) break;
+            m |= (uint32_t)((w * 0x0102040810204080ull) >> 56) << r;
+        }
+        for (; r < p->rows; r++) {
+            if (lvl[r] > p->pre_levels) return SB_EINVAL;
+            multi |= (uint8_t)(lvl[r] > 1);
+            m |= (uint32_t)(lvl[r] != 0) << r;
+        }
+        in_mask = m;
+    } else if (p->rows < 32) {
+        in_mask &= (1u << p->rows) - 1u;   /* fires of neurons beyond this layer's rows go nowhere */
     }
-    size_t active = n;
+    active = sb_popcount32(in_mask);
+    if (multi) {
+        for (uint32_t m = in_mask; m; m &= m - 1u) {
+            sb_op_t *o = &ops[n++];
+            memset(o, 0, sizeof *o);
+            o->kind = SB_OP_ROW_READ; o->layer = l; o->row = sb_ctz32(m); o->level = lvl[o->row];
+        }
+    } else if (in_mask) {
+        sb_op_t *o = &ops[n++];
+        memset(o, 0, sizeof *o);
+        o->kind = SB_OP_READ_ROWS; o->layer = l; o->mask = in_mask;
+    }
     sb_op_t *o = &ops[n++];
-    o->kind = SB_OP_SAMPLE; o->layer = l; o->row = 0; o->col = 0; o->level = 0; o->polarity = 0; o->count = 0;
+    memset(o, 0, sizeof *o);
+    o->kind = SB_OP_SAMPLE; o->layer = l;
     int rc = d->port->exec(d->port->ctx, ops, n);
     if (rc) return rc;
     uint32_t m = d->port->fired(d->port->ctx, l);
@@ -66,7 +88,7 @@ static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_ma
     d->cnt.reads += active * p->cols;
     d->cnt.post += p->cols;
     d->cnt.updates += d->neurons[l];
-    d->cnt.fires += popcount32(m);
+    d->cnt.fires += sb_popcount32(m);
     *fired = m;
     return SB_OK;
 }
@@ -89,7 +111,7 @@ int sb_dev_step(sb_dev_t *d, const uint8_t *in, uint32_t *out_mask) {
 int sb_dev_reset_neurons(sb_dev_t *d) {
     if (!d->configured) return SB_ECONFIG;
     for (uint8_t l = 0; l < d->p.layers; l++) {
-        sb_op_t o = {SB_OP_NEURON_RESET, l, 0, 0, 0, 0, 0};
+        sb_op_t o = {SB_OP_NEURON_RESET, l, 0, 0, 0, 0, 0, 0};
         int rc = d->port->exec(d->port->ctx, &o, 1);
         if (rc) return rc;
     }
@@ -152,6 +174,19 @@ int sb_dev_pulse(sb_dev_t *d, uint16_t first, uint16_t n, int8_t polarity, uint1
         if (polarity < 0) d->cnt.dep += count;
         if (polarity) { d->cnt.pre += count; d->cnt.post += count; }
         d->cnt.time_ps += (uint64_t)count * d->p.t_prog_ps;
+    }
+    return SB_OK;
+}
+
+int sb_dev_update(sb_dev_t *d, uint16_t first, uint16_t n, const int8_t *count) {
+    if (!d->configured) return SB_ECONFIG;
+    if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
+    for (uint16_t k = 0; k < n; k++) {
+        int8_t c = count[k];
+        if (!c) continue;
+        if (c == -128) return SB_EINVAL;
+        int rc = sb_dev_pulse(d, (uint16_t)(first + k), 1, c > 0 ? 1 : -1, (uint16_t)(c > 0 ? c : -c));
+        if (rc) return rc;
     }
     return SB_OK;
 }

@@ -25,7 +25,10 @@ int sb_params_check(const sb_params_t *p, const char **field) {
     CHECK(p->v_th > 0, "v_th");
     CHECK(p->v_min <= 0, "v_min");
     CHECK(p->post_sat > 0, "post_sat");
-    CHECK(p->post_gain > 0, "post_gain");
+    CHECK(p->post_gain > 0 && p->post_gain <= SB_POST_GAIN_MAX, "post_gain");
+    /* membrane arithmetic stays in 32 bits: v < v_th + 2 * post_sat */
+    CHECK((int64_t)p->v_th + 2 * (int64_t)p->post_sat < INT32_MAX, "v_th + 2*post_sat");
+    CHECK((int64_t)p->v_min - 2 * (int64_t)p->post_sat > INT32_MIN, "v_min - 2*post_sat");
     CHECK(p->post_shift <= 31, "post_shift");
     CHECK(p->reset_mode <= SB_RESET_SUBTRACT, "reset_mode");
     CHECK(p->endurance_mode <= SB_ENDURANCE_STICK, "endurance_mode");

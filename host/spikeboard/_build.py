@@ -82,6 +82,11 @@ def make_cdef() -> str:
     return defines + "\n" + opaque_defs + "\n" + src
 
 
+# The extension is built on the machine that runs it (pip builds from source),
+# so it may use that CPU's vector units; the arithmetic is integer, so the bits
+# do not depend on it. SB_PORTABLE=1 builds for the baseline instruction set.
+_ARCH = [] if os.environ.get("SB_PORTABLE") else ["-march=native"]
+
 ffibuilder = FFI()
 ffibuilder.cdef(make_cdef())
 _sources = sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
@@ -91,7 +96,7 @@ ffibuilder.set_source(
     "\n".join(f'#include "sb/{h}"' for h in HEADERS),
     sources=_sources,
     include_dirs=[str(HAL / "include")],
-    extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wno-unused-function"]
+    extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wno-unused-function"] + _ARCH
     + (["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if os.environ.get("SB_SANITIZE") else []),
     extra_link_args=(["-fsanitize=address,undefined"] if os.environ.get("SB_SANITIZE") else []),
 )

@@ -334,10 +334,11 @@ def compile_card(card: Card, geometry: str | None = None, *, seed: int | None = 
         raise ConfigError(f"--stuck {stuck}: stuck fractions of card {card.name} would exceed 1")
     p.stuck_min_q16, p.stuck_max_q16, p.stuck_open_q16 = _q16(smin), _q16(smax), _q16(s["stuck_open"])
     p.disturb_q16 = _q16(s["disturb"])
-    # post interface: one full window of conductance -> 1.0 (Q16.16) of neuron input
-    shift = max(0, min(31, int(math.floor(math.log2(w)))))
+    # post interface: one full window of conductance -> 1.0 (Q16.16) of neuron
+    # input, through a 10-bit gain (gain/2^shift = 65536/w, gain in [512, 1023])
+    shift = max(0, int(math.floor(math.log2(lib.SB_POST_GAIN_MAX * w / 65536))))
     p.post_shift = shift
-    p.post_gain = min(65535, int(round(2 ** (16 + shift) / w)))
+    p.post_gain = max(1, min(lib.SB_POST_GAIN_MAX, int(round(2 ** (16 + shift) / w))))
     p.post_sat = int(round(i["saturation"] * 65536))
     p.v_th = int(round(n["threshold"] * 65536))
     p.v_min = int(round(n["v_min"] * 65536))

@@ -87,6 +87,7 @@ class Emulator:
         extra_args: Sequence[str] = (),
         kind: str = "qemu",
         board: str = "netduinoplus2",
+        ready_byte: Optional[bytes] = b"\x00",
     ) -> None:
         if kind not in ("qemu", "renode"):
             raise EmulatorError(f"unknown emulator kind {kind!r} (qemu or renode)")
@@ -96,6 +97,7 @@ class Emulator:
         self.extra_args = tuple(extra_args)
         self.kind = kind
         self.board = board
+        self.ready_byte = ready_byte
         self.port: Optional[int] = None
         self.url: Optional[str] = None
         self.exit_code: Optional[int] = None
@@ -183,9 +185,50 @@ class Emulator:
                     f"{_START_TIMEOUT_S:.0f} s: {self.output().strip()[-2000:]}"
                 )
             time.sleep(0.02)
+        if self.kind == "qemu" and self.ready_byte is not None:
+            self._await_ready(port)
         self.port = port
         self.url = f"socket://127.0.0.1:{port}"
         return self.url
+
+    def _await_ready(self, port: int) -> None:
+        """Connect once, wait for the firmware's boot byte, disconnect.
+
+        QEMU's USART model drops every byte that arrives before the firmware
+        has enabled the receiver, and with ``server=on,wait=on`` the guest
+        only starts when a client connects: a client that writes at once
+        would lose its first bytes. The firmware sends one 0x00 (a COBS frame
+        delimiter) right after its UART is up; after this probe the socket
+        listens again for the real client, with the firmware ready."""
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=_START_TIMEOUT_S) as s:
+                got = b""
+                while not got.endswith(self.ready_byte):
+                    s.settimeout(max(0.01, deadline - time.monotonic()))
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    got += chunk
+        except OSError as exc:
+            self.stop()
+            raise EmulatorError(
+                f"firmware did not announce its UART (byte {self.ready_byte!r}) on "
+                f"127.0.0.1:{port}: {exc}; output: {self.output().strip()[-2000:]}"
+            ) from exc
+        if not got.endswith(self.ready_byte):
+            self.stop()
+            raise EmulatorError(
+                f"emulator closed the UART before the firmware's ready byte; "
+                f"output: {self.output().strip()[-2000:]}"
+            )
+        # QEMU re-listens after the probe disconnects.
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not _listening(port):
+            if not self.alive() or time.monotonic() > deadline:
+                self.stop()
+                raise EmulatorError("emulator stopped listening after the ready probe")
+            time.sleep(0.01)
 
     def alive(self) -> bool:
         if self._proc is None:

@@ -34,7 +34,7 @@ typedef struct sb_chip {
     uint32_t acc[SB_MAX_LAYERS][SB_MAX_COLS];   /* column current, code * level */
     uint32_t rowsum[SB_MAX_LAYERS];             /* sum of levels read (for g_ref) */
     int32_t v[SB_MAX_LAYERS][SB_MAX_NEURONS];   /* membrane, Q16.16 */
-    uint8_t refrac[SB_MAX_LAYERS][SB_MAX_NEURONS];
+    int32_t refrac[SB_MAX_LAYERS][SB_MAX_NEURONS];   /* steps left to rest; int32 so the neuron loop vectorises */
     uint32_t fired[SB_MAX_LAYERS];
     uint32_t step;                               /* SAMPLEs of the last layer, for noise and events */
     uint32_t nsample[SB_MAX_LAYERS];

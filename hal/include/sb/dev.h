@@ -66,6 +66,9 @@ int sb_dev_reset_neurons(sb_dev_t *d);
 
 /* Move a run of cells: count pulses of polarity each (0 = hold). */
 int sb_dev_pulse(sb_dev_t *d, uint16_t first, uint16_t n, int8_t polarity, uint16_t count);
+/* Per-cell pulses: cell first+k gets |count[k]| pulses of the sign of count[k]
+ * (0: none). The update step of hardware-in-the-loop and sign-rule training. */
+int sb_dev_update(sb_dev_t *d, uint16_t first, uint16_t n, const int8_t *count);
 int sb_dev_read(sb_dev_t *d, uint16_t first, uint16_t n, uint16_t *g);
 /* Write-verify: pulse each cell towards target until within tolerance or
  * max_pulses; pulses_used per cell (may be NULL); returns cells failed (>=0). */

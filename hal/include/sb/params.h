@@ -7,6 +7,8 @@
 #include "sb/config.h"
 
 #define SB_PARAMS_MAGIC 0x53425031u   /* "SBP1" */
+#define SB_POST_IN_MAX 0x1fffff       /* sense amplifier input range, conductance code x level */
+#define SB_POST_GAIN_MAX 1023         /* 10-bit gain: (I * gain) fits 32 bits */
 
 enum { SB_RESET_ZERO = 0, SB_RESET_SUBTRACT = 1 };
 enum { SB_ENDURANCE_SHRINK = 0, SB_ENDURANCE_STICK = 1 };
@@ -52,7 +54,7 @@ typedef struct sb_params {
     uint16_t stuck_max_q16;      /* fraction stuck at Gmax */
     uint16_t stuck_open_q16;     /* fraction open (read as 0) */
     uint16_t disturb_q16;        /* half-select (V/2) disturb, Q0.16 of a full step; 0 = off */
-    uint16_t post_gain;          /* post interface: input = (I * post_gain) >> post_shift */
+    uint16_t post_gain;          /* post interface: input = (I * post_gain) >> post_shift, gain < 1024 */
     uint16_t leak_q16;           /* membrane loses v*leak_q16/65536 per step */
     uint16_t card_id;            /* low 16 bits of the card hash, informative */
     /* geometry and modes */

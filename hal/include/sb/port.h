@@ -13,6 +13,7 @@ typedef enum {
     SB_OP_PROGRAM  = 3,  /* `count` pulses of `polarity` on cell (layer,row,col), V on it, V/2 on its row and column */
     SB_OP_HOLD     = 4,  /* `count` pulse periods with no pulse */
     SB_OP_NEURON_RESET = 5, /* membranes and refractory counters of `layer` to zero */
+    SB_OP_READ_ROWS = 6, /* read pulses of width 1 on every row of `mask` at once (binary spikes) */
 } sb_op_kind_t;
 
 typedef struct {
@@ -23,8 +24,9 @@ typedef struct {
     uint8_t level;       /* read pulse width level, 1..pre_levels */
     int8_t polarity;     /* +1 potentiation, -1 depression */
     uint16_t count;      /* pulses (PROGRAM, HOLD) */
+    uint32_t mask;       /* rows (READ_ROWS) */
 } sb_op_t;
-_Static_assert(sizeof(sb_op_t) == 8, "port op is 8 bytes");
+_Static_assert(sizeof(sb_op_t) == 12, "port op is 12 bytes");
 
 typedef struct sb_port sb_port_t;
 struct sb_port {
