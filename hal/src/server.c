@@ -21,19 +21,7 @@ static void send(sb_server_t *s, uint8_t cmd, uint8_t flags, uint16_t seq, const
     }
 }
 
-static void send_error(sb_server_t *s, uint8_t cmd, uint16_t seq, int code, uint32_t detail, int cache) {
-    sb_msg_error_t e = {(int16_t)code, cmd, 0, detail};
-    send(s, SB_CMD_ERROR, SB_F_RESP, seq, (const uint8_t *)&e, sizeof e, cache);
-}
-
-static void flush_events(sb_server_t *s) {
-    if (s->io.drain) {
-        uint32_t ov = 0;
-        size_t room = SB_EVENTS_PER_FRAME - s->nev;
-        s->nev = (uint16_t)(s->nev + s->io.drain(s->io.ctx, &s->ev[s->nev], room, &ov));
-        s->event_overflow += ov;
-    }
-    if (!s->nev) return;
+static void send_events(sb_server_t *s) {
     uint8_t body[8 + sizeof s->ev];
     uint16_t n = s->nev;
     body[0] = (uint8_t)n; body[1] = (uint8_t)(n >> 8); body[2] = 0; body[3] = 0;
@@ -41,6 +29,30 @@ static void flush_events(sb_server_t *s) {
     memcpy(body + 8, s->ev, n * sizeof(sb_event_t));
     send(s, SB_CMD_EVENT, SB_F_EVENT, s->event_seq++, body, 8 + n * sizeof(sb_event_t), 0);
     s->nev = 0;
+}
+
+static void send_error(sb_server_t *s, uint8_t cmd, uint16_t seq, int code, uint32_t detail, int cache) {
+    sb_msg_error_t e = {(int16_t)code, cmd, 0, detail};
+    send(s, SB_CMD_ERROR, SB_F_RESP, seq, (const uint8_t *)&e, sizeof e, cache);
+}
+
+/* Take what the asynchronous readout path gathered and, when the request
+ * asked for events, send it as event frames; otherwise the events are dropped
+ * here (the fires are in the response) and the ring never fills up. */
+static void flush_events(sb_server_t *s) {
+    if (s->io.drain) {
+        for (;;) {
+            uint32_t ov = 0;
+            size_t room = SB_EVENTS_PER_FRAME - s->nev;
+            size_t got = s->io.drain(s->io.ctx, &s->ev[s->nev], room, &ov);
+            if (s->streaming) s->event_overflow += ov;
+            if (!s->streaming) { s->nev = 0; if (!got) return; continue; }
+            s->nev = (uint16_t)(s->nev + got);
+            if (s->nev < SB_EVENTS_PER_FRAME) break;
+            send_events(s);
+        }
+    }
+    if (s->streaming && s->nev) send_events(s);
 }
 
 /* Synchronous event capture, used when the system has no asynchronous readout. */
@@ -174,9 +186,9 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             memcpy(masks + 4u * t, &mk, 4);
             if (trace) memcpy(vs + 4u * nn * t, v, 4u * nn);
             else if (t + 1 == m.steps) memcpy(vs, v, 4u * nn);
-            if (s->streaming && s->io.drain) flush_events(s);
+            if (s->io.drain) flush_events(s);
         }
-        if (s->streaming) flush_events(s);
+        flush_events(s);
         s->streaming = 0;
         memcpy(out, &r, sizeof r);
         return (int)need;
@@ -190,7 +202,9 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         }
         sb_train_req_t tr = {m.steps, m.label, m.rule, m.target, m.max_pulses, 1, m.sample_id};
         sb_train_result_t res;
-        if ((rc = sb_learn_train(d, &tr, s->levels, &res))) { *detail = m.label; return rc; }
+        rc = sb_learn_train(d, &tr, s->levels, &res);
+        flush_events(s);   /* training fires are not streamed: empty the ring */
+        if (rc) { *detail = m.label; return rc; }
         sb_msg_train_resp_t r;
         r.sample_id = m.sample_id;
         r.predicted = res.predicted;

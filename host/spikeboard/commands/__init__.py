@@ -1,0 +1,1 @@
+"""Subcommands of the spikeboard CLI, one module each (see cli.py)."""

@@ -1,0 +1,35 @@
+"""spikeboard emulate: run the emulated board and print its URL until stopped."""
+from __future__ import annotations
+
+import sys
+import time
+
+from ..emulator import Emulator, find_firmware
+
+
+def register(sub, common):
+    p = sub.add_parser("emulate", parents=[common["out"]],
+                       help="start the emulated board (QEMU) and print its serial URL",
+                       description="Start the firmware in QEMU with its UART on a loopback TCP port; "
+                                   "print the socket:// URL and keep running until Ctrl-C. Other "
+                                   "commands reach it with --backend emulator --port URL.")
+    p.add_argument("--board", default="netduinoplus2")
+    p.add_argument("--icount", type=int, default=None, help="QEMU -icount shift (deterministic instruction time)")
+    p.add_argument("--for", dest="duration", type=float, default=None, help="stop after this many seconds")
+    return p
+
+
+def run(args):
+    emu = Emulator(find_firmware(args.board), icount=args.icount)
+    url = emu.start()
+    print(url, flush=True)
+    try:
+        t0 = time.monotonic()
+        while emu.alive() and (args.duration is None or time.monotonic() - t0 < args.duration):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    print("emulator stopped", file=sys.stderr)
+    return None
