@@ -336,6 +336,48 @@ static int port_neurons(void *ctx, uint8_t l, int32_t *v, uint8_t *refrac) {
 static int port_age(void *ctx, uint32_t seconds) { return sb_chip_age(ctx, seconds); }
 static int port_configure(void *ctx, const sb_params_t *p) { return sb_chip_configure(ctx, p); }
 
+/* The synapse state image: the per-cell arrays back to back. */
+#define IMAGE_FIELDS 6
+static uint32_t image_layout(const sb_chip_t *c, uint8_t **base, uint32_t *size) {
+    uint32_t n = c->ncells, total = 0;
+    uint8_t *b[IMAGE_FIELDS] = {(uint8_t *)c->g, (uint8_t *)c->wmin, (uint8_t *)c->wmax,
+                                (uint8_t *)c->scale, (uint8_t *)c->pulses, (uint8_t *)c->state};
+    uint32_t sz[IMAGE_FIELDS] = {2 * n, 2 * n, 2 * n, 2 * n, 4 * n, n};
+    for (int k = 0; k < IMAGE_FIELDS; k++) { base[k] = b[k]; size[k] = sz[k]; total += sz[k]; }
+    return total;
+}
+
+static uint32_t port_image_size(void *ctx) {
+    uint8_t *b[IMAGE_FIELDS];
+    uint32_t sz[IMAGE_FIELDS];
+    return image_layout(ctx, b, sz);
+}
+
+static int port_image(void *ctx, uint32_t offset, uint8_t *buf, uint16_t n, int write) {
+    sb_chip_t *c = ctx;
+    if (!c->configured) return SB_ECONFIG;
+    uint8_t *b[IMAGE_FIELDS];
+    uint32_t sz[IMAGE_FIELDS];
+    uint32_t total = image_layout(c, b, sz);
+    if (offset > total || n > total - offset) return SB_ERANGE;
+    for (int k = 0; k < IMAGE_FIELDS && n; k++) {
+        if (offset >= sz[k]) { offset -= sz[k]; continue; }
+        uint32_t m = sz[k] - offset;
+        if (m > n) m = n;
+        if (write) memcpy(b[k] + offset, buf, m);
+        else memcpy(buf, b[k] + offset, m);
+        buf += m;
+        n = (uint16_t)(n - m);
+        offset = 0;
+    }
+    if (write) {
+        for (uint16_t i = 0; i < c->ncells; i++) {
+            if (c->state[i] > SB_CELL_WORN || c->wmin[i] > c->wmax[i]) return SB_EINVAL;
+        }
+    }
+    return SB_OK;
+}
+
 sb_port_t *sb_chip_port(sb_chip_t *c, const sb_chip_hooks_t *hooks) {
     memset(c, 0, sizeof *c);
     if (hooks) c->hooks = *hooks;
@@ -346,5 +388,7 @@ sb_port_t *sb_chip_port(sb_chip_t *c, const sb_chip_hooks_t *hooks) {
     c->port.neurons = port_neurons;
     c->port.age = port_age;
     c->port.configure = port_configure;
+    c->port.image = port_image;
+    c->port.image_size = port_image_size;
     return &c->port;
 }

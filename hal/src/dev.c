@@ -195,7 +195,7 @@ int sb_dev_read(sb_dev_t *d, uint16_t first, uint16_t n, uint16_t *g) {
     if (!d->configured) return SB_ECONFIG;
     if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
     for (uint16_t k = 0; k < n; k++) {
-        sb_op_t o;
+        sb_op_t o = {0};
         cell_coords(d, (uint16_t)(first + k), &o);
         int rc = d->port->read_cell(d->port->ctx, o.layer, o.row, o.col, &g[k]);
         if (rc) return rc;
@@ -239,6 +239,38 @@ int sb_dev_program(sb_dev_t *d, uint16_t first, uint16_t n, const uint16_t *targ
 int sb_dev_age(sb_dev_t *d, uint32_t seconds) {
     if (!d->configured) return SB_ECONFIG;
     return d->port->age(d->port->ctx, seconds);
+}
+
+#define DEV_IMAGE_HEAD (sizeof(sb_counters_t) + 4u)
+
+uint32_t sb_dev_image_size(const sb_dev_t *d) {
+    if (!d->configured || !d->port->image) return 0;
+    return DEV_IMAGE_HEAD + d->port->image_size(d->port->ctx);
+}
+
+int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int write) {
+    if (!d->configured) return SB_ECONFIG;
+    if (!d->port->image) return SB_ECMD;
+    uint32_t total = sb_dev_image_size(d);
+    if (offset > total || n > total - offset) return SB_ERANGE;
+    uint8_t head[DEV_IMAGE_HEAD];
+    memcpy(head, &d->cnt, sizeof d->cnt);
+    memcpy(head + sizeof d->cnt, &d->step, 4);
+    if (offset < DEV_IMAGE_HEAD) {
+        uint16_t m = (uint16_t)(DEV_IMAGE_HEAD - offset < n ? DEV_IMAGE_HEAD - offset : n);
+        if (write) {
+            memcpy(head + offset, buf, m);
+            memcpy(&d->cnt, head, sizeof d->cnt);
+            memcpy(&d->step, head + sizeof d->cnt, 4);
+        } else {
+            memcpy(buf, head + offset, m);
+        }
+        buf += m;
+        n = (uint16_t)(n - m);
+        offset = DEV_IMAGE_HEAD;
+    }
+    if (!n) return SB_OK;
+    return d->port->image(d->port->ctx, offset - DEV_IMAGE_HEAD, buf, n, write);
 }
 
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e) {

@@ -102,7 +102,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
     uint8_t *out = s->out;
     int rc;
     if (cmd != SB_CMD_HELLO && cmd != SB_CMD_CONFIGURE && cmd != SB_CMD_RESET && cmd != SB_CMD_COUNTERS &&
-        cmd <= SB_CMD_STATE && !d->configured)
+        cmd <= SB_CMD_IMAGE && !d->configured)
         return SB_ECONFIG;
     switch (cmd) {
     case SB_CMD_HELLO: {
@@ -115,7 +115,11 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         h.card_hash = d->configured ? d->card_hash : 0;
         h.max_payload = SB_MAX_PAYLOAD;
         h.reset_reason = s->io.reset_reason;
-        if (s->io.board) strncpy(h.board, s->io.board, sizeof h.board);
+        h.flags = d->port->image ? SB_HELLO_VIRTUAL : 0;
+        if (s->io.board) {
+            size_t bl = strlen(s->io.board);
+            memcpy(h.board, s->io.board, bl < sizeof h.board ? bl : sizeof h.board);  /* NUL-padded, not terminated */
+        }
         memcpy(out, &h, sizeof h);
         return sizeof h;
     }
@@ -265,6 +269,18 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         memcpy(out + 1, v, 4u * nn);
         memcpy(out + 1 + 4u * nn, rf, nn);
         return 1 + 5 * nn;
+    }
+    case SB_CMD_IMAGE: {
+        sb_msg_image_t m;
+        if (n < sizeof m) return SB_ELEN;
+        memcpy(&m, req, sizeof m);
+        if (m.n > SB_MAX_PAYLOAD - 4u) { *detail = m.n; return SB_ELEN; }
+        if (n != sizeof m + (m.write ? m.n : 0u)) { *detail = (uint32_t)n; return SB_ELEN; }
+        uint32_t size = sb_dev_image_size(d);
+        uint8_t *dst = m.write ? (uint8_t *)req + sizeof m : out + 4;
+        if ((rc = sb_dev_image(d, m.offset, dst, m.n, m.write))) { *detail = m.offset; return rc; }
+        memcpy(out, &size, 4);
+        return m.write ? 4 : 4 + m.n;
     }
     default:
         *detail = cmd;

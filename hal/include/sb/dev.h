@@ -76,6 +76,11 @@ int sb_dev_program(sb_dev_t *d, uint16_t first, uint16_t n, const uint16_t *targ
                    uint16_t tolerance, uint8_t max_pulses, uint8_t *pulses_used, uint32_t *total);
 int sb_dev_age(sb_dev_t *d, uint32_t seconds);
 
+/* The device image: counters and step counter, then the port's synapse state
+ * image (virtual chip only). Read to checkpoint a session, write to restore. */
+uint32_t sb_dev_image_size(const sb_dev_t *d);
+int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int write);
+
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e);
 void sb_dev_clear_counters(sb_dev_t *d);
 

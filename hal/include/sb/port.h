@@ -44,6 +44,11 @@ struct sb_port {
     int (*age)(void *ctx, uint32_t seconds);
     /* Apply a new configuration: fresh cells, variation and stuck map from the seed. */
     int (*configure)(void *ctx, const struct sb_params *p);
+    /* Virtual chip only (NULL on silicon, whose synapses keep their state by
+     * themselves): read or write bytes of the synapse state image, so that a
+     * session can carry the virtual chip's non-volatile state across a reset. */
+    int (*image)(void *ctx, uint32_t offset, uint8_t *buf, uint16_t n, int write);
+    uint32_t (*image_size)(void *ctx);
 };
 
 #endif

@@ -29,6 +29,7 @@ enum sb_cmd {
     SB_CMD_RESET     = 0x09, /* reset neurons / chip state / board */
     SB_CMD_AGE       = 0x0A, /* let model time pass (retention), seconds */
     SB_CMD_STATE     = 0x0B, /* membrane potentials and refractory counters */
+    SB_CMD_IMAGE     = 0x0C, /* read/write the device image (virtual chip state, counters) */
     SB_CMD_ERROR     = 0x7F, /* i16 code, u8 cmd that failed */
     SB_CMD_EVENT     = 0x40, /* unsolicited: batched fire events */
 };
@@ -45,10 +46,22 @@ typedef struct {
     uint32_t card_hash;       /* CRC-32 of the configured parameter block, 0 if none */
     uint16_t max_payload;
     uint8_t reset_reason;     /* board-specific: 0 power-on, 1 watchdog, 2 software, 3 pin */
-    uint8_t reserved;
+    uint8_t flags;            /* SB_HELLO_* */
     char board[16];           /* NUL-padded */
 } sb_msg_hello_t;
 _Static_assert(sizeof(sb_msg_hello_t) == 32, "wire struct");
+
+#define SB_HELLO_VIRTUAL 0x01  /* virtual chip: synapse state is lost when the board resets */
+
+/* IMAGE request: header, then (write) the bytes. Response: u32 image size,
+ * then (read) the bytes. */
+typedef struct {
+    uint32_t offset;
+    uint16_t n;
+    uint8_t write;
+    uint8_t reserved;
+} sb_msg_image_t;
+_Static_assert(sizeof(sb_msg_image_t) == 8, "wire struct");
 
 /* PROGRAM request: header then u16 target[n]. Response: sb_msg_program_resp_t
  * then u8 pulses_used[n] then a bitmap of failed cells, (n+7)/8 bytes. */
