@@ -277,9 +277,10 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         if (m.n > SB_MAX_PAYLOAD - 4u) { *detail = m.n; return SB_ELEN; }
         if (n != sizeof m + (m.write ? m.n : 0u)) { *detail = (uint32_t)n; return SB_ELEN; }
         uint32_t size = sb_dev_image_size(d);
+        memcpy(out, &size, 4);
+        if (m.n == 0) return 4;   /* size query: 0 on silicon */
         uint8_t *dst = m.write ? (uint8_t *)req + sizeof m : out + 4;
         if ((rc = sb_dev_image(d, m.offset, dst, m.n, m.write))) { *detail = m.offset; return rc; }
-        memcpy(out, &size, 4);
         return m.write ? 4 : 4 + m.n;
     }
     default:

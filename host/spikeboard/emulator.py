@@ -15,6 +15,8 @@ untested on the development machine.
 
 from __future__ import annotations
 
+from .errors import LinkError
+
 import os
 import shutil
 import socket
@@ -32,8 +34,7 @@ _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
 
-# TODO(spine): derive from spikeboard.errors.LinkError
-class EmulatorError(RuntimeError):
+class EmulatorError(LinkError):
     """The emulator could not be found, started or stopped."""
 
 

@@ -25,7 +25,10 @@ class BoardInfo:
     configured: bool
     card_hash: int
     max_payload: int
-    reset_reason: int
+    reset_reason: int       # 0 power-on/unknown, 1 watchdog, 2 software, 3 reset pin
+    virtual: bool = True    # virtual chip: synapse state is lost when the board resets
+
+    RESET_REASONS = ("power-on", "watchdog", "software", "reset pin")
 
 
 COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples")
@@ -140,6 +143,15 @@ class Backend(ABC):
 
     @abstractmethod
     def age(self, seconds: int) -> None: ...
+
+    # -- checkpoints ---------------------------------------------------------
+    @abstractmethod
+    def read_image(self) -> bytes | None:
+        """The device image (counters, then the virtual chip's synapse state);
+        None on silicon, whose synapses keep their state by themselves."""
+
+    @abstractmethod
+    def write_image(self, image: bytes) -> None: ...
 
     # -- state -------------------------------------------------------------
     @abstractmethod

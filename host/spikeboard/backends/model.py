@@ -34,7 +34,7 @@ class ModelBackend(Backend):
         return BoardInfo("model", lib.SB_PROTO_VERSION,
                          f"{lib.SB_VERSION_MAJOR}.{lib.SB_VERSION_MINOR}.{lib.SB_VERSION_PATCH}",
                          "virtual-chip (host)", p.rows if p else 0, p.cols if p else 0, p.layers if p else 0,
-                         p is not None, int(self._dev.card_hash) if p else 0, lib.SB_MAX_PAYLOAD, 0)
+                         p is not None, int(self._dev.card_hash) if p else 0, lib.SB_MAX_PAYLOAD, 0, True)
 
     def infer(self, spikes, *, reset: bool = True, trace: bool = False):
         x = self._check_spikes(spikes)
@@ -117,6 +117,21 @@ class ModelBackend(Backend):
 
     def age(self, seconds):
         check(lib.sb_dev_age(self._dev, int(seconds)), "age")
+
+    def read_image(self):
+        n = lib.sb_dev_image_size(self._dev)
+        buf = ffi.new("uint8_t[]", max(1, n))
+        for off in range(0, n, 60000):
+            check(lib.sb_dev_image(self._dev, off, buf + off, min(60000, n - off), 0), "read image")
+        return bytes(ffi.buffer(buf, n))
+
+    def write_image(self, image):
+        n = lib.sb_dev_image_size(self._dev)
+        if len(image) != n:
+            raise ConfigError(f"device image has {len(image)} bytes, this chip's has {n}")
+        buf = ffi.from_buffer("uint8_t[]", bytearray(image))
+        for off in range(0, n, 60000):
+            check(lib.sb_dev_image(self._dev, off, buf + off, min(60000, n - off), 1), "write image")
 
     def counters(self, clear=False):
         c = Counters.from_c(self._dev.cnt)

@@ -51,7 +51,8 @@ class RemoteBackend(Backend):
         h = unpack("sb_msg_hello_t", self._req(lib.SB_CMD_HELLO))
         info = BoardInfo(self.name, h.proto, f"{h.fw_major}.{h.fw_minor}.{h.fw_patch}",
                          ffi.string(h.board).decode(errors="replace"), h.rows, h.cols, h.layers,
-                         bool(h.configured), h.card_hash, h.max_payload, h.reset_reason)
+                         bool(h.configured), h.card_hash, h.max_payload, h.reset_reason,
+                         bool(h.flags & lib.SB_HELLO_VIRTUAL))
         if h.proto != lib.SB_PROTO_VERSION:
             raise LinkError(f"{self.url}: board speaks protocol {h.proto}, host {lib.SB_PROTO_VERSION}")
         return info
@@ -155,6 +156,29 @@ class RemoteBackend(Backend):
 
     def age(self, seconds):
         self._req(lib.SB_CMD_AGE, int(seconds).to_bytes(4, "little"))
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def read_image(self):
+        per = _PAYLOAD - 4
+        body = self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=0, n=0, write=0))
+        size = int.from_bytes(body[:4], "little")
+        if size == 0:
+            return None
+        parts = []
+        for off in range(0, size, per):
+            k = min(per, size - off)
+            parts.append(self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=k, write=0))[4:4 + k])
+        return b"".join(parts)
+
+    def write_image(self, image):
+        per = _PAYLOAD - 16
+        body = self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=0, n=0, write=0))
+        size = int.from_bytes(body[:4], "little")
+        if len(image) != size:
+            raise ConfigError(f"device image has {len(image)} bytes, the board's has {size}")
+        for off in range(0, size, per):
+            part = image[off:off + per]
+            self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=len(part), write=1) + part)
 
     # -- state -----------------------------------------------------------------------------
     def counters(self, clear=False):

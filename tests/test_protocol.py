@@ -1,0 +1,194 @@
+"""The wire protocol: C codec properties, the C server reached from Python
+byte for byte, bad frames answered with the right error and the server
+still serving."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from spikeboard import cards
+from spikeboard._hal import ffi, lib
+from spikeboard.backends.inproc import InprocBackend, ServerTransport
+from spikeboard.backends.model import ModelBackend
+from spikeboard.errors import DeviceError, LinkError
+from spikeboard.protocol import decode_frame, encode_frame, pack, unpack
+
+
+def cobs(data: bytes) -> bytes:
+    out = ffi.new("uint8_t[]", len(data) + len(data) // 254 + 2)
+    n = lib.sb_cobs_encode(data, len(data), out)
+    return bytes(ffi.buffer(out, n))
+
+
+def uncobs(enc: bytes) -> bytes | None:
+    out = ffi.new("uint8_t[]", max(1, len(enc)))
+    n = lib.sb_cobs_decode(enc, len(enc), out)
+    return None if n < 0 else bytes(ffi.buffer(out, n))
+
+
+def py_cobs(data: bytes) -> bytes:
+    """Reference COBS written from the definition, to check the C codec against."""
+    out, block = bytearray(), bytearray()
+    for b in data:
+        if b == 0:
+            out += bytes([len(block) + 1]) + block
+            block = bytearray()
+        else:
+            block.append(b)
+            if len(block) == 254:
+                out += b"\xff" + block
+                block = bytearray()
+    out += bytes([len(block) + 1]) + block
+    return bytes(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=1100))
+def test_cobs_matches_reference_and_round_trips(data):
+    enc = cobs(data)
+    assert 0 not in enc
+    assert enc == py_cobs(data)
+    assert uncobs(enc) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_crc32_is_zlib_crc32(data):
+    assert lib.sb_crc32(0, data, len(data)) == zlib.crc32(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=1024))
+def test_frame_round_trip(cmd, flags, seq, payload):
+    f = encode_frame(cmd, flags, seq, payload)
+    assert f[-1] == 0 and 0 not in f[:-1]
+    assert decode_frame(f[:-1]) == (cmd, flags, seq, payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=300), st.data())
+def test_any_single_corruption_is_detected(payload, data):
+    f = bytearray(encode_frame(lib.SB_CMD_READ_G, 0, 7, payload)[:-1])
+    i = data.draw(st.integers(0, len(f) - 1))
+    x = data.draw(st.integers(1, 255))
+    f[i] ^= x
+    if 0 in f:
+        return  # a delimiter splits the frame: the receiver sees two broken frames
+    with pytest.raises(LinkError):
+        decode_frame(bytes(f))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=1200))
+def test_decoder_survives_arbitrary_bytes(junk):
+    try:
+        decode_frame(junk)
+    except LinkError:
+        pass
+
+
+# ------------------------------------------------------------------ C server from Python
+def configured_pair(card="rram-nonlinear", geometry="32x32"):
+    p = cards.compile_card(cards.load(card), geometry)
+    m, r = ModelBackend(), InprocBackend()
+    assert m.configure(p) == r.configure(p)
+    return m, r
+
+
+def test_every_message_type_round_trips_bit_exact(rng):
+    m, r = configured_pair()
+    assert r.info().configured and r.info().card_hash == m.info().card_hash
+    x = (rng.random((40, 32)) < 0.25).astype(np.uint8)
+    for i in range(6):
+        a, b = m.train(x, i, target=4, sample_id=100 + i), r.train(x, i, target=4, sample_id=100 + i)
+        assert (a.predicted, a.pulses, a.counts.tolist()) == (b.predicted, b.pulses, b.counts.tolist())
+    sm, vm = m.infer(x, trace=True)
+    sr, vr = r.infer(x, trace=True)
+    assert np.array_equal(sm, sr) and np.array_equal(vm, vr)
+    t = rng.integers(m.params.g_min, m.params.g_max, 300).astype(np.uint16)
+    pm, pr = m.program(t, first=10, tolerance=800), r.program(t, first=10, tolerance=800)
+    assert np.array_equal(pm.pulses, pr.pulses) and np.array_equal(pm.failed, pr.failed)
+    assert np.array_equal(m.pulse(5, 40, -1, 3), r.pulse(5, 40, -1, 3))
+    m.age(3600), r.age(3600)
+    assert np.array_equal(m.read_conductance(), r.read_conductance())
+    assert all(np.array_equal(a, b) for a, b in zip(m.state(), r.state()))
+    assert m.counters() == r.counters()
+    m.reset(chip=True), r.reset(chip=True)
+    assert np.array_equal(m.read_conductance(), r.read_conductance())
+
+
+def test_image_checkpoint_restores_exact_state(rng):
+    _, r = configured_pair()
+    x = (rng.random((30, 32)) < 0.25).astype(np.uint8)
+    r.train(x, 2, target=4)
+    img = r.read_image()
+    g0, c0 = r.read_conductance(), r.counters()
+    r.train(x, 3, target=4)
+    assert not np.array_equal(g0, r.read_conductance())
+    r.write_image(img)
+    assert np.array_equal(g0, r.read_conductance())
+    assert r.counters().pot == c0.pot
+
+
+def raw(t: ServerTransport, frame: bytes) -> tuple[int, int, int, bytes]:
+    t.write(frame)
+    out = t.read(1 << 16)
+    frames = [f for f in out.split(b"\x00") if f]
+    assert len(frames) == 1, frames
+    return decode_frame(frames[0])
+
+
+@pytest.mark.parametrize("case", ["crc", "truncated", "oversize", "unknown", "range", "length", "unconfigured"])
+def test_bad_frames_get_the_right_error_and_server_keeps_serving(case):
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("spec"), "32x32")
+    if case != "unconfigured":
+        cmd, _, _, body = raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+        assert cmd == lib.SB_CMD_CONFIGURE
+    good = encode_frame(lib.SB_CMD_READ_G, 0, 50, pack("sb_msg_read_t", first=0, n=4))
+    if case == "crc":
+        f = bytearray(good)
+        f[3] ^= 0x01 if f[3] != 1 else 0x02
+        bad, code, seq = bytes(f), lib.SB_ECRC, 0xFFFF
+    elif case == "truncated":
+        bad, code, seq = good[:3] + b"\x00", lib.SB_EFRAME, 0xFFFF
+    elif case == "oversize":
+        bad, code, seq = b"\x01" * (lib.SB_MAX_FRAME + 10) + b"\x00", lib.SB_EOVERSIZE, 0xFFFF
+    elif case == "unknown":
+        bad, code, seq = encode_frame(0x33, 0, 9, b""), lib.SB_ECMD, 9
+    elif case == "range":
+        bad, code, seq = encode_frame(lib.SB_CMD_READ_G, 0, 10, pack("sb_msg_read_t", first=1000, n=100)), lib.SB_ERANGE, 10
+    elif case == "length":
+        bad, code, seq = encode_frame(lib.SB_CMD_PULSE, 0, 11, b"\x01\x02\x03"), lib.SB_ELEN, 11
+    else:
+        bad, code, seq = good, lib.SB_ECONFIG, 50
+    cmd, flags, rseq, body = raw(t, bad)
+    assert cmd == lib.SB_CMD_ERROR and rseq == seq
+    assert unpack("sb_msg_error_t", body).code == code
+    if case != "unconfigured":
+        cmd, _, rseq, body = raw(t, encode_frame(lib.SB_CMD_READ_G, 0, 51, pack("sb_msg_read_t", first=0, n=4)))
+        assert cmd == lib.SB_CMD_READ_G and rseq == 51 and len(body) == 8
+
+
+def test_duplicate_sequence_number_is_answered_from_cache_not_rerun(rng):
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("spec"), "32x32")
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    x = np.packbits((rng.random((20, 32)) < 0.3).astype(np.uint8), axis=1, bitorder="little").tobytes()
+    req = encode_frame(lib.SB_CMD_TRAIN, 0, 77, pack("sb_msg_train_t", steps=20, label=1, rule=0, target=4,
+                                                         max_pulses=1, sample_id=5) + x)
+    first = raw(t, req)
+    again = raw(t, req)
+    assert first == again
+    c = unpack("sb_counters_t", raw(t, encode_frame(lib.SB_CMD_COUNTERS, 0, 78, b"\x00"))[3])
+    assert c.samples == 1
+    assert t.server.dups == 1
+
+
+def test_errors_surface_as_device_errors():
+    _, r = configured_pair()
+    with pytest.raises(DeviceError, match="SB_ERANGE"):
+        r._req(lib.SB_CMD_READ_G, pack("sb_msg_read_t", first=1020, n=10))
