@@ -116,15 +116,31 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
     uint16_t best = 0;
     for (uint8_t j = 0; j < nn; j++) if (cnt[j] > best) { best = cnt[j]; pred = j; }
 
+    uint32_t act_sum = 0;
+    for (uint8_t r = 0; r < p->rows; r++) act_sum += act[r];
     uint16_t applied = 0;
+    uint16_t rival = 0;                 /* most fires of a wrong neuron */
+    for (uint8_t j = 0; j < nn; j++) if (j != req->label && cnt[j] > rival) rival = cnt[j];
+    const uint16_t lab = cnt[req->label];
     for (uint8_t j = 0; j < nn; j++) {
         int32_t err = (j == req->label ? (int32_t)req->target : 0) - cnt[j];
+        /* sign rules learn from mistakes only: the label neuron when it is
+         * short of its target or not ahead, a wrong neuron when it ties or
+         * beats the label neuron */
+        int32_t mistake = j == req->label ? (lab < req->target || lab <= rival)
+                                          : (cnt[j] > 0 && cnt[j] >= lab);
         for (uint8_t r = 0; r < p->rows; r++) {
             int32_t pulses = 0;
             switch (req->rule) {
             case SB_RULE_SIGN:
             case SB_RULE_COMPENSATED:
-                if (act[r] && err) pulses = err > 0 ? 1 : -1;
+                /* Manhattan rule on the input centred on this sample's mean
+                 * activity: rows busier than average move with the error,
+                 * quieter rows against it (sign of x_centred * error). */
+                if (mistake && (uint32_t)act[r] * p->rows != act_sum) {
+                    int32_t sx = (uint32_t)act[r] * p->rows > act_sum ? 1 : -1;
+                    pulses = (j == req->label ? 1 : -1) * sx;
+                }
                 break;
             case SB_RULE_STOCHASTIC: {
                 /* aihwkit pulsed SGD: BL trials, row fires with p = activity,

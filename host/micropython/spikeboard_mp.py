@@ -70,11 +70,14 @@ CMD_COUNTERS = 0x08
 CMD_RESET = 0x09
 CMD_AGE = 0x0A
 CMD_STATE = 0x0B
+CMD_IMAGE = 0x0C
 CMD_ERROR = 0x7F
 CMD_EVENT = 0x40
 
 F_RESP = 0x01
 F_EVENT = 0x02
+
+HELLO_VIRTUAL = 0x01      # sb_msg_hello_t.flags: virtual chip, synapse state lost on reset
 
 INFER_RESET = 0x01
 INFER_EVENTS = 0x02
@@ -109,6 +112,7 @@ FMT_TRAIN = "<HBBHBBI"           # sb_msg_train_t, 12
 FMT_TRAIN_RESP = "<IBBH"         # sb_msg_train_resp_t head, then u16 counts[MAX_NEURONS]
 TRAIN_RESP_LEN = 8 + 2 * MAX_NEURONS
 FMT_PULSE = "<HHHbB"             # sb_msg_pulse_t, 8
+FMT_IMAGE = "<IHBB"              # sb_msg_image_t, 8
 FMT_ERROR = "<hBBI"              # sb_msg_error_t, 8
 FMT_EVENT = "<IIIB3x"            # sb_event_t, 16
 EVENT_LEN = 16
@@ -128,7 +132,7 @@ ERRORS = {
 CMD_NAMES = {
     CMD_HELLO: "hello", CMD_CONFIGURE: "configure", CMD_PROGRAM: "program", CMD_READ_G: "read_g",
     CMD_INFER: "infer", CMD_TRAIN: "train", CMD_PULSE: "pulse", CMD_COUNTERS: "counters",
-    CMD_RESET: "reset", CMD_AGE: "age", CMD_STATE: "state", CMD_ERROR: "error", CMD_EVENT: "event",
+    CMD_RESET: "reset", CMD_AGE: "age", CMD_STATE: "state", CMD_IMAGE: "image", CMD_ERROR: "error", CMD_EVENT: "event",
 }
 
 
@@ -145,7 +149,7 @@ class DeviceError(SpikeboardError):
     """The board answered with an ERROR frame."""
 
     def __init__(self, msg, code=0, cmd=0, detail=0):
-        SpikeboardError.__init__(self, msg)
+        super().__init__(msg)
         self.code = code
         self.cmd = cmd
         self.detail = detail
@@ -559,7 +563,7 @@ class Board:
             name = name[:z]
         d = {"proto": h[0], "firmware": "%d.%d.%d" % (h[1], h[2], h[3]), "rows": h[4], "cols": h[5],
              "layers": h[6], "configured": bool(h[7]), "card_hash": h[8], "max_payload": h[9],
-             "reset_reason": h[10], "board": name.decode()}
+             "reset_reason": h[10], "virtual": bool(h[11] & HELLO_VIRTUAL), "board": name.decode()}
         if h[0] != PROTO_VERSION:
             raise LinkError("board speaks protocol %d, client %d" % (h[0], PROTO_VERSION))
         return d
@@ -780,3 +784,30 @@ class Board:
         v = [_i32(rx, o + 4 * j) for j in range(nn)]
         rf = list(rx[o + 4 * nn:o + 5 * nn])
         return v, rf
+
+    def image_size(self):
+        """Size of the device image (counters, step counter, virtual chip state); 0 on silicon."""
+        struct.pack_into(FMT_IMAGE, self._raw, HDR_LEN, 0, 0, 0, 0)
+        n = self.request(CMD_IMAGE, 8)
+        if n < 4:
+            raise LinkError("image: %d bytes, want 4" % n)
+        return _u32(self._rx, HDR_LEN)
+
+    def read_image(self, offset, n):
+        """n bytes of the device image from offset (n <= MAX_PAYLOAD - 4)."""
+        if n > MAX_PAYLOAD - 4:
+            raise ConfigError("image read of %d bytes, at most %d a frame" % (n, MAX_PAYLOAD - 4))
+        struct.pack_into(FMT_IMAGE, self._raw, HDR_LEN, offset, n, 0, 0)
+        m = self.request(CMD_IMAGE, 8)
+        if m != 4 + n:
+            raise LinkError("image answer of %d bytes, want %d" % (m, 4 + n))
+        return bytes(self._rxmv[HDR_LEN + 4:HDR_LEN + 4 + n])
+
+    def write_image(self, offset, data):
+        """Restore part of the device image (checkpoint written back)."""
+        n = len(data)
+        if n > MAX_PAYLOAD - 8:
+            raise ConfigError("image write of %d bytes, at most %d a frame" % (n, MAX_PAYLOAD - 8))
+        struct.pack_into(FMT_IMAGE, self._raw, HDR_LEN, offset, n, 1, 0)
+        self._raw[HDR_LEN + 8:HDR_LEN + 8 + n] = data
+        self.request(CMD_IMAGE, 8 + n)

@@ -74,3 +74,63 @@ def distinguishable_levels(branch: np.ndarray, sigma: float) -> int:
             levels += 1
             last = x
     return levels
+
+
+@dataclass(frozen=True)
+class RelaxFit:
+    """Joint fit of several levels relaxing to one point:
+    G_i(t) = G_inf + (G0_i - G_inf) exp(-t / tau). tau = inf: no drift seen."""
+
+    tau: float
+    g_inf: float
+    g0: np.ndarray
+    rms: float
+
+    def predict(self, t) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        e = np.ones_like(t) if not math.isfinite(self.tau) else np.exp(-t / self.tau)
+        g_inf = self.g_inf if math.isfinite(self.g_inf) else 0.0
+        return g_inf + np.multiply.outer(self.g0 - g_inf, e) if math.isfinite(self.tau) else \
+            np.multiply.outer(self.g0, e)
+
+
+def fit_relaxation(times: np.ndarray, g: np.ndarray, tau_max: float = 1e13) -> RelaxFit:
+    """times (T,), g (T, L) mean G of L levels. Least squares over log tau (golden
+    search), with G_inf and the G0_i solved in closed form for each tau. With
+    two or more levels the relaxation point is found from how the drift rate
+    depends on the level, even when the run is much shorter than tau."""
+    t = np.asarray(times, dtype=float)
+    G = np.asarray(g, dtype=float)
+    T, L = G.shape
+    y = G.T.ravel()
+
+    def solve(tau: float):
+        e = np.exp(-t / tau)
+        A = np.zeros((L * T, L + 1))
+        for i in range(L):
+            A[i * T:(i + 1) * T, 0] = 1.0 - e
+            A[i * T:(i + 1) * T, 1 + i] = e
+        sol, *_ = np.linalg.lstsq(A, y, rcond=None)
+        r = A @ sol - y
+        return float(np.sqrt(np.mean(r ** 2))), sol
+
+    flat = float(np.sqrt(np.mean((G - G.mean(axis=0)) ** 2)))
+    span = float(np.ptp(G)) if G.size else 0.0
+    if L < 2 or flat <= 1e-9 * max(span, 1.0):
+        return RelaxFit(math.inf, math.nan, G[0].copy() if T else np.zeros(L), flat)
+    lo, hi = math.log(max(t[t > 0].min() / 10, 1e-3)), math.log(tau_max)
+    grid = np.linspace(lo, hi, 60)
+    errs = [solve(math.exp(x))[0] for x in grid]
+    k = int(np.argmin(errs))
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    for _ in range(60):
+        m1, m2 = a + 0.382 * (b - a), a + 0.618 * (b - a)
+        if solve(math.exp(m1))[0] < solve(math.exp(m2))[0]:
+            b = m2
+        else:
+            a = m1
+    tau = math.exp(0.5 * (a + b))
+    rms, sol = solve(tau)
+    if tau >= 0.5 * tau_max:
+        return RelaxFit(math.inf, math.nan, G[0].copy(), flat)
+    return RelaxFit(tau, float(sol[0]), np.asarray(sol[1:], dtype=float), rms)

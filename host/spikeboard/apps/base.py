@@ -1,0 +1,207 @@
+"""The application path: data set -> features (fitted on the training split
+only) -> spikes, plus the float baseline on the same features."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import encoders
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A split data set. Table data: x_* are (samples, features) floats.
+    Series data: x_* are lists of (time, channels) arrays."""
+
+    name: str
+    x_train: object
+    y_train: np.ndarray
+    x_test: object
+    y_test: np.ndarray
+    classes: int
+    kind: str = "table"          # "table" | "series" | "frames"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    description: str
+    load: Callable[[int], Dataset]
+    encoder: str = "rate"        # rate | poisson | latency | delta | frames
+    steps: int = 32
+    target: int = 6              # fires wanted from the label neuron per sample
+    why: str = ""                # why this encoder (shown in reports)
+    p_max: float = 0.5
+    delta_threshold: float = 0.5
+    # on-device training defaults (a session's options override them)
+    rule: str = "sign"
+    max_pulses: int = 1
+    threshold: float = 2.0       # neuron threshold, in full conductance windows
+    epochs: int = 3
+
+
+@dataclass(frozen=True)
+class Prepared:
+    app: App
+    rows: int
+    x_train: np.ndarray          # spikes (N, steps, rows) uint8
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    f_train: np.ndarray = field(repr=False)   # features the baseline sees
+    f_test: np.ndarray = field(repr=False)
+    classes: int = 10
+    baseline_accuracy: float | None = None
+    feature_info: str = ""
+
+
+_REGISTRY: dict[str, Callable[[], App]] = {}
+
+
+def register(name: str):
+    def deco(fn: Callable[[], App]):
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def list_apps() -> list[str]:
+    from . import builtin  # noqa: F401  (registers the built-in applications)
+
+    return sorted(_REGISTRY)
+
+
+def get_app(name: str) -> App:
+    list_apps()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown application {name!r} (one of {', '.join(sorted(_REGISTRY))}; "
+                          "or --data FILE for your own data)")
+    return _REGISTRY[name]()
+
+
+def table_features(x_train: np.ndarray, x_test: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Standardise, PCA to the array's rows when there are more features, and
+    scale to [0, 1] with the training split's 1st/99th percentiles. Every
+    statistic comes from the training split only (no test leakage)."""
+    xtr = np.asarray(x_train, dtype=float)
+    xte = np.asarray(x_test, dtype=float)
+    mu = xtr.mean(axis=0)
+    sd = xtr.std(axis=0)
+    sd[sd == 0] = 1.0
+    ztr, zte = (xtr - mu) / sd, (xte - mu) / sd
+    info = f"{xtr.shape[1]} features, standardised"
+    if xtr.shape[1] > rows:
+        # PCA by SVD of the training split
+        _, _, vt = np.linalg.svd(ztr - ztr.mean(axis=0), full_matrices=False)
+        comp = vt[:rows]
+        ztr, zte = ztr @ comp.T, zte @ comp.T
+        info += f", PCA to {rows} components (fitted on the training split)"
+    lo = np.percentile(ztr, 1, axis=0)
+    hi = np.percentile(ztr, 99, axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    ftr = np.clip((ztr - lo) / span, 0, 1)
+    fte = np.clip((zte - lo) / span, 0, 1)
+    if ftr.shape[1] < rows:
+        pad = rows - ftr.shape[1]
+        ftr = np.pad(ftr, ((0, 0), (0, pad)))
+        fte = np.pad(fte, ((0, 0), (0, pad)))
+        info += f", {pad} rows unused"
+    return ftr, fte, info + ", scaled to [0, 1]"
+
+
+def baseline(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray) -> float | None:
+    """Float logistic regression on the same features the chip sees."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:  # the apps extra is missing: no baseline, said in the report
+        return None
+    clf = LogisticRegression(max_iter=3000)
+    clf.fit(f_train.reshape(len(f_train), -1), y_train)
+    return float(clf.score(f_test.reshape(len(f_test), -1), y_test))
+
+
+def check_labels(y: np.ndarray, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ConfigError(f"{where}: labels must be one column, got shape {y.shape}")
+    if y.size == 0:
+        raise ConfigError(f"{where}: no samples")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(int)
+        else:
+            raise ConfigError(f"{where}: labels must be integers 0..classes-1")
+    if y.min() < 0:
+        raise ConfigError(f"{where}: negative label {y.min()}")
+    return y.astype(np.int64)
+
+
+def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
+            test_limit: int | None = None, neurons: int | None = None) -> Prepared:
+    ds = app.load(seed)
+    if neurons is not None and ds.classes > neurons:
+        raise ConfigError(f"{app.name}: {ds.classes} classes need {ds.classes} output neurons, "
+                          f"the array's last layer has {neurons}")
+    ytr, yte = ds.y_train, ds.y_test
+    if ds.kind == "table":
+        ftr, fte, info = table_features(ds.x_train, ds.x_test, rows)
+    elif ds.kind == "frames":
+        ftr, fte, info = frame_features(ds.x_train, ds.x_test, rows, app.steps)
+    else:
+        ftr, fte, info = ds.x_train, ds.x_test, "multichannel series, standardised per channel"
+    if train_limit:
+        ftr, ytr = _take(ftr, train_limit), ytr[:train_limit]
+    if test_limit:
+        fte, yte = _take(fte, test_limit), yte[:test_limit]
+    ids_tr = np.arange(len(ytr))
+    ids_te = 1_000_000 + np.arange(len(yte))
+    if app.encoder in ("rate", "poisson"):
+        enc = getattr(encoders, app.encoder)
+        xtr = enc(ftr, app.steps, seed=seed, ids=ids_tr, p_max=app.p_max)
+        xte = enc(fte, app.steps, seed=seed, ids=ids_te, p_max=app.p_max)
+    elif app.encoder == "latency":
+        xtr, xte = encoders.latency(ftr, app.steps), encoders.latency(fte, app.steps)
+    elif app.encoder == "frames":
+        xtr = encoders.frames(ftr, rows, seed=seed, ids=ids_tr, p_max=app.p_max)
+        xte = encoders.frames(fte, rows, seed=seed, ids=ids_te, p_max=app.p_max)
+    elif app.encoder == "delta":
+        xtr = encoders.delta(ftr, app.steps, rows, threshold=app.delta_threshold)
+        xte = encoders.delta(fte, app.steps, rows, threshold=app.delta_threshold)
+    else:
+        raise ConfigError(f"{app.name}: unknown encoder {app.encoder!r}")
+    btr, bte = _baseline_features(ds.kind, ftr, fte, xtr, xte)
+    return Prepared(app, rows, xtr, ytr, xte, yte, btr, bte, ds.classes,
+                    baseline(btr, ytr, bte, yte), info)
+
+
+def frame_features(x_train, x_test, rows: int, steps: int):
+    """Per-coefficient scaling of frame sequences (fitted on the training split), resampled to steps."""
+    def resample(s):
+        s = np.asarray(s, float)
+        idx = np.linspace(0, len(s) - 1, steps)
+        return np.stack([np.interp(idx, np.arange(len(s)), s[:, c]) for c in range(s.shape[1])], axis=1)
+    tr = np.stack([resample(s) for s in x_train])
+    te = np.stack([resample(s) for s in x_test])
+    lo = np.percentile(tr.reshape(-1, tr.shape[2]), 1, axis=0)
+    hi = np.percentile(tr.reshape(-1, tr.shape[2]), 99, axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (np.clip((tr - lo) / span, 0, 1), np.clip((te - lo) / span, 0, 1),
+            f"{tr.shape[2]} coefficients per frame, {steps} frames, scaled to [0, 1]")
+
+
+def _take(x, n):
+    return x[:n] if isinstance(x, np.ndarray) else list(x)[:n]
+
+
+def _baseline_features(kind, ftr, fte, xtr, xte):
+    """What the float baseline sees: the features for tables; for streams, the
+    same spike-count summary the chip integrates (rate per row) plus the frame
+    means, so the comparison is on the same information."""
+    if kind == "table":
+        return ftr, fte
+    return xtr.mean(axis=1), xte.mean(axis=1)
