@@ -26,6 +26,7 @@ import pytest
 
 from spikeboard import cards
 from spikeboard._hal import ffi, lib
+from spikeboard.backends.inproc import ServerTransport
 from spikeboard.backends.model import ModelBackend
 from spikeboard.protocol import encode_frame, pack
 
@@ -141,12 +142,12 @@ def make_vectors(seed: int = 2024) -> dict:
     # HELLO
     hello = pack("sb_msg_hello_t", proto=1, fw_major=0, fw_minor=1, fw_patch=0, rows=32, cols=32, layers=1,
                  configured=1, card_hash=0xF6A92098, max_payload=1024, reset_reason=1, flags=lib.SB_HELLO_VIRTUAL,
-                 board=b"netduinoplus2")
+                 hal_id=0x1234ABCD, board=b"netduinoplus2")
     case("hello", "info", [], 0x0100, [c_resp(lib.SB_CMD_HELLO, 0x0100, hello)],
          [c_request(lib.SB_CMD_HELLO, 0x0100)],
          {"proto": 1, "firmware": "0.1.0", "rows": 32, "cols": 32, "layers": 1, "configured": True,
           "card_hash": 0xF6A92098, "max_payload": 1024, "reset_reason": 1, "virtual": True,
-          "board": "netduinoplus2"})
+          "hal_id": 0x1234ABCD, "board": "netduinoplus2"})
     # CONFIGURE: the spec card's real block
     block = spec_block()
     case("configure", "configure", [block.hex()], 0x0101,
@@ -560,33 +561,6 @@ def _write(path: Path, text: str) -> Path:
 
 
 # ============================================================ against a board
-class ServerPort:
-    """The C command server (hal/src/server.c on the virtual chip) in process,
-    behind read(n)/write(b): what the firmware runs, without QEMU."""
-
-    def __init__(self):
-        self.out = bytearray()
-        self._cb = ffi.callback("void(void *, const uint8_t *, size_t)", self._tx)
-        self._name = ffi.new("char[]", b"in-process")
-        self.io = ffi.new("sb_server_io_t *", {"tx": self._cb, "board": self._name})
-        self.chip = ffi.new("sb_chip_t *")
-        self.srv = ffi.new("sb_server_t *")
-        lib.sb_server_init(self.srv, self.io, lib.sb_chip_port(self.chip, ffi.NULL))
-
-    def _tx(self, ctx, buf, n):
-        self.out += ffi.buffer(buf, n)
-
-    def write(self, b):
-        b = bytes(b)
-        lib.sb_server_rx_buf(self.srv, b, len(b))
-        return len(b)
-
-    def read(self, n):
-        d = bytes(self.out[:n])
-        del self.out[:n]
-        return d
-
-
 def dataset(n_train: int, n_test: int, steps: int):
     tff = _load("train_from_file", MP_DIR / "train_from_file.py")
     data = tff.demo_samples(n_train + n_test, rows=32, steps=steps, classes=4, seed=7)
@@ -601,7 +575,7 @@ def bits_of(spikes_ints, rows=32):
     return np.array([[(m >> r) & 1 for r in range(rows)] for m in spikes_ints], dtype=np.uint8)
 
 
-def drive_and_compare(port, n_train: int, n_test: int, steps: int) -> dict:
+def drive_and_compare(port, n_train: int, n_test: int, steps: int, hint: str = "") -> dict:
     """Train + infer on the board through the client, the same on the model; assert equal."""
     block = spec_block()
     params = cards.compile_card(cards.load("spec"), "32x32")
@@ -616,28 +590,26 @@ def drive_and_compare(port, n_train: int, n_test: int, steps: int) -> dict:
     for i, (label, x) in enumerate(train):
         pred, pulses, counts = board.train(x, label, sbmp.RULE_SIGN, 8, 1, i)
         r = model.train(bits_of(x), label, rule="sign", target=8, max_pulses=1, sample_id=i)
-        assert (pred, pulses, list(counts[:16])) == (r.predicted, r.pulses, r.counts.tolist()), f"train sample {i}"
+        assert (pred, pulses, list(counts[:16])) == (r.predicted, r.pulses, r.counts.tolist()), f"train sample {i}{hint}"
     preds_b, preds_m = [], []
     for label, x in test:
         masks, v = board.infer(x)
         o, mv = model.infer(bits_of(x))
-        assert np.array_equal(masks_to_bits(masks, 16), o)
-        assert list(v) == mv.tolist()
+        assert np.array_equal(masks_to_bits(masks, 16), o), hint
+        assert list(v) == mv.tolist(), hint
         preds_b.append(sbmp.predict(masks, 16))
         counts = o.sum(axis=0)
         preds_m.append(int(np.argmax(counts)) if counts.max() > 0 else 255)
-    assert preds_b == preds_m
-    c = board.counters()
-    mc = model.counters()
-    assert c == mc.as_dict()
+    assert preds_b == preds_m, hint
+    assert board.counters() == model.counters().as_dict(), hint
     return {"preds": preds_b, "labels": [lab for lab, _ in test], "stats": board.stats, "board": board}
 
 
 def test_client_drives_c_server_like_model_backend():
-    port = ServerPort()
+    port = ServerTransport()
     res = drive_and_compare(port, n_train=60, n_test=20, steps=16)
     # training worked: the comparison is not between two silent chips
-    assert sum(p == lab for p, lab in zip(res["preds"], res["labels"])) >= 15
+    assert sum(p == lab for p, lab in zip(res["preds"], res["labels"])) >= 10   # chance: 5 of 20
     assert res["stats"]["retries"] == 0
     # a lost answer: the retry carries the same seq, the server answers from its cache
     board = res["board"]
@@ -667,7 +639,7 @@ def test_train_from_file_example(tmp_path):
     path = tmp_path / "samples.sbs"
     assert tff.write_samples(str(path), 32, 16, 4, tff.demo_samples(40, seed=3)) == 40
     assert path.stat().st_size == 16 + 40 * (1 + 16 * 4)
-    board = sbmp.Board(ServerPort(), timeout_ms=1000)
+    board = sbmp.Board(ServerTransport(), timeout_ms=1000)
     board.configure(spec_block())
     lines = []
     train_acc, acc = tff.run(board, str(path), epochs=2, log=lines.append)
@@ -675,6 +647,7 @@ def test_train_from_file_example(tmp_path):
     assert acc >= 0.75, lines
 
 
+@pytest.mark.emulator
 def test_client_drives_emulated_firmware_like_model_backend():
     serial = pytest.importorskip("serial")
     from spikeboard.emulator import Emulator, EmulatorError, find_firmware
@@ -684,10 +657,15 @@ def test_client_drives_emulated_firmware_like_model_backend():
         pytest.skip(str(e))
     if shutil.which("qemu-system-arm") is None:
         pytest.skip("qemu-system-arm not found")
+    newer = sorted(str(p.relative_to(ROOT)) for p in [*(ROOT / "hal" / "src").glob("*.c"), *(ROOT / "hal" / "include").rglob("*.h")]
+                   if p.stat().st_mtime > elf.stat().st_mtime)
+    hint = (f"\n(the firmware ELF is older than {', '.join(newer[:4])}: a stale build runs different chip code than "
+            f"the model; rebuild it with `.venv/bin/pio run -e netduinoplus2`)" if newer else "")
     with Emulator(elf) as emu:
         port = serial.serial_for_url(emu.url, timeout=0.05)
         try:
-            # short: the emulated UART takes ~12 KB/s host->board
-            drive_and_compare(port, n_train=12, n_test=4, steps=12)
+            # short: the emulated UART takes ~12 KB/s host->board (this run is ~5 KB, about 2 s)
+            res = drive_and_compare(port, n_train=24, n_test=8, steps=16, hint=hint)
         finally:
             port.close()
+    assert res["stats"]["retries"] == 0 and res["stats"]["bad_frames"] == 0

@@ -10,3 +10,11 @@ if "test" in env.GetBuildType():  # noqa: F821
     if isinstance(flt, str):
         flt = [flt]
     env.Replace(SRC_FILTER=list(flt) + ["-<hal/src/>", "-<firmware/src/main.c>"])  # noqa: F821
+
+# Every build: the hal/ source identity, reported by HELLO (see tools/hal_id.py).
+import os, sys  # noqa: E401,E402
+sys.path.insert(0, os.path.join(env.subst("$PROJECT_DIR"), "tools"))  # noqa: F821
+from hal_id import hal_id  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+env.Append(CPPDEFINES=[("SB_HAL_ID", "0x%08xu" % hal_id(Path(env.subst("$PROJECT_DIR")) / "hal"))])  # noqa: F821

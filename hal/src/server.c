@@ -116,6 +116,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         h.max_payload = SB_MAX_PAYLOAD;
         h.reset_reason = s->io.reset_reason;
         h.flags = d->port->image ? SB_HELLO_VIRTUAL : 0;
+        h.hal_id = SB_HAL_ID;
         if (s->io.board) {
             size_t bl = strlen(s->io.board);
             memcpy(h.board, s->io.board, bl < sizeof h.board ? bl : sizeof h.board);  /* NUL-padded, not terminated */

@@ -28,6 +28,7 @@ try:
     import time
     _ticks_ms = time.ticks_ms
     _ticks_diff = time.ticks_diff
+    _ticks_add = time.ticks_add
     _sleep_ms = time.sleep_ms
 except AttributeError:  # CPython
     import time
@@ -37,6 +38,9 @@ except AttributeError:  # CPython
 
     def _ticks_diff(a, b):
         return a - b
+
+    def _ticks_add(a, b):
+        return a + b
 
     def _sleep_ms(ms):
         time.sleep(ms / 1000)
@@ -102,7 +106,7 @@ _P_DIFF = 371
 _P_LEVELS = 376
 
 # wire structs (little-endian, packed)
-FMT_HELLO = "<8BIHBB16s"         # sb_msg_hello_t, 32
+FMT_HELLO = "<8BIHBBI16s"        # sb_msg_hello_t, 36
 FMT_PROGRAM = "<HHHBB"           # sb_msg_program_t, 8
 FMT_PROGRAM_RESP = "<HHI"        # sb_msg_program_resp_t, 8
 FMT_READ = "<HH"                 # sb_msg_read_t, 4
@@ -383,6 +387,7 @@ class Board:
         if any_ is None and hasattr(port, "in_waiting"):
             any_ = self._in_waiting
         self._any = any_
+        self._copy_tx = False
         self.counts = [0] * MAX_NEURONS             # fires per neuron of the last TRAIN
         # geometry, known after configure() or info()
         self.rows = 0
@@ -392,6 +397,16 @@ class Board:
         self.pre_levels = 1
 
     # ---- plumbing ---------------------------------------------------------
+    def _write(self, frame):
+        if self._copy_tx:
+            self.port.write(bytes(frame))
+            return
+        try:
+            self.port.write(frame)     # a memoryview of the frame buffer: no copy
+        except TypeError:              # a port that only takes bytes
+            self._copy_tx = True
+            self.port.write(bytes(frame))
+
     def _in_waiting(self):
         return self.port.in_waiting
 
@@ -507,8 +522,8 @@ class Board:
         for attempt in range(self.retries + 1):
             if attempt:
                 st["retries"] += 1
-            self.port.write(frame)
-            deadline = _ticks_ms() + timeout_ms
+            self._write(frame)
+            deadline = _ticks_add(_ticks_ms(), timeout_ms)
             while True:
                 m = self._poll(deadline)
                 if m < 0:
@@ -554,16 +569,17 @@ class Board:
     # ---- commands ------------------------------------------------------------
     def info(self):
         n = self.request(CMD_HELLO, 0)
-        if n < 32:
-            raise LinkError("hello: %d bytes, want 32" % n)
+        if n < 36:
+            raise LinkError("hello: %d bytes, want 36" % n)
         h = struct.unpack_from(FMT_HELLO, self._rx, HDR_LEN)
-        name = h[12]
+        name = h[13]
         z = name.find(b"\x00")
         if z >= 0:
             name = name[:z]
         d = {"proto": h[0], "firmware": "%d.%d.%d" % (h[1], h[2], h[3]), "rows": h[4], "cols": h[5],
              "layers": h[6], "configured": bool(h[7]), "card_hash": h[8], "max_payload": h[9],
-             "reset_reason": h[10], "virtual": bool(h[11] & HELLO_VIRTUAL), "board": name.decode()}
+             "reset_reason": h[10], "virtual": bool(h[11] & HELLO_VIRTUAL), "hal_id": h[12],
+             "board": name.decode()}
         if h[0] != PROTO_VERSION:
             raise LinkError("board speaks protocol %d, client %d" % (h[0], PROTO_VERSION))
         return d

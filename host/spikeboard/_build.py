@@ -77,6 +77,9 @@ def make_cdef() -> str:
         return n
 
     src = re.sub(r"\b(SB_[A-Z0-9_]+)\b(?!\s*=)", subst, src)
+    # set by the build, so only cffi can know its value
+    opaque |= {"SB_HAL_ID"}
+    values.pop("SB_HAL_ID", None)
     defines = "\n".join(f"#define {n} {v}" if 0 <= v < 2**31 else f"#define {n} ..." for n, v in values.items())
     opaque_defs = "\n".join(f"#define {n} ..." for n in sorted(opaque))
     return defines + "\n" + opaque_defs + "\n" + src
@@ -87,6 +90,18 @@ def make_cdef() -> str:
 # do not depend on it. SB_PORTABLE=1 builds for the baseline instruction set.
 _ARCH = [] if os.environ.get("SB_PORTABLE") else ["-march=native"]
 
+def _hal_id() -> int:
+    import sys
+
+    tools = HAL.parent / "tools"
+    sys.path.insert(0, str(tools))
+    try:
+        from hal_id import hal_id
+    finally:
+        sys.path.remove(str(tools))
+    return hal_id(HAL)
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(make_cdef())
 _sources = sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
@@ -96,6 +111,7 @@ ffibuilder.set_source(
     "\n".join(f'#include "sb/{h}"' for h in HEADERS),
     sources=_sources,
     include_dirs=[str(HAL / "include")],
+    define_macros=[("SB_HAL_ID", f"0x{_hal_id():08x}u")],
     extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wno-unused-function"] + _ARCH
     + (["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if os.environ.get("SB_SANITIZE") else []),
     extra_link_args=(["-fsanitize=address,undefined"] if os.environ.get("SB_SANITIZE") else []),

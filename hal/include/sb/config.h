@@ -27,4 +27,9 @@
 #define SB_VERSION_PATCH 0
 #define SB_VERSION_STRING "0.1.0"
 
+/* CRC-32 of the hal/ sources (tools/hal_id.py), set by the build. */
+#ifndef SB_HAL_ID
+#define SB_HAL_ID 0u
+#endif
+
 #endif

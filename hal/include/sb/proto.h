@@ -47,9 +47,10 @@ typedef struct {
     uint16_t max_payload;
     uint8_t reset_reason;     /* board-specific: 0 power-on, 1 watchdog, 2 software, 3 pin */
     uint8_t flags;            /* SB_HELLO_* */
+    uint32_t hal_id;          /* SB_HAL_ID: CRC-32 of the hal/ sources built in */
     char board[16];           /* NUL-padded */
 } sb_msg_hello_t;
-_Static_assert(sizeof(sb_msg_hello_t) == 32, "wire struct");
+_Static_assert(sizeof(sb_msg_hello_t) == 36, "wire struct");
 
 #define SB_HELLO_VIRTUAL 0x01  /* virtual chip: synapse state is lost when the board resets */
 

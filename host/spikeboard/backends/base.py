@@ -27,6 +27,7 @@ class BoardInfo:
     max_payload: int
     reset_reason: int       # 0 power-on/unknown, 1 watchdog, 2 software, 3 reset pin
     virtual: bool = True    # virtual chip: synapse state is lost when the board resets
+    hal_id: int = 0         # CRC-32 of the hal/ sources the board was built from
 
     RESET_REASONS = ("power-on", "watchdog", "software", "reset pin")
 
@@ -73,7 +74,7 @@ class ProgramResult:
 
 
 RULES = {"sign": lib.SB_RULE_SIGN, "stochastic": lib.SB_RULE_STOCHASTIC, "stdp": lib.SB_RULE_STDP,
-         "compensated": lib.SB_RULE_COMPENSATED}
+         "compensated": lib.SB_RULE_COMPENSATED, "dfa": lib.SB_RULE_DFA}
 
 
 class Backend(ABC):

@@ -17,6 +17,7 @@ class EmulatorBackend(RemoteBackend):
             url = self.emu.start()
         try:
             super().__init__(url, timeout=timeout, retries=retries)
+            self.check_build()
         except Exception:
             if self.emu:
                 self.emu.stop()

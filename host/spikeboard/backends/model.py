@@ -34,7 +34,8 @@ class ModelBackend(Backend):
         return BoardInfo("model", lib.SB_PROTO_VERSION,
                          f"{lib.SB_VERSION_MAJOR}.{lib.SB_VERSION_MINOR}.{lib.SB_VERSION_PATCH}",
                          "virtual-chip (host)", p.rows if p else 0, p.cols if p else 0, p.layers if p else 0,
-                         p is not None, int(self._dev.card_hash) if p else 0, lib.SB_MAX_PAYLOAD, 0, True)
+                         p is not None, int(self._dev.card_hash) if p else 0, lib.SB_MAX_PAYLOAD, 0, True,
+                         lib.SB_HAL_ID)
 
     def infer(self, spikes, *, reset: bool = True, trace: bool = False):
         x = self._check_spikes(spikes)

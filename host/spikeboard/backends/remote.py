@@ -52,10 +52,19 @@ class RemoteBackend(Backend):
         info = BoardInfo(self.name, h.proto, f"{h.fw_major}.{h.fw_minor}.{h.fw_patch}",
                          ffi.string(h.board).decode(errors="replace"), h.rows, h.cols, h.layers,
                          bool(h.configured), h.card_hash, h.max_payload, h.reset_reason,
-                         bool(h.flags & lib.SB_HELLO_VIRTUAL))
+                         bool(h.flags & lib.SB_HELLO_VIRTUAL), h.hal_id)
         if h.proto != lib.SB_PROTO_VERSION:
             raise LinkError(f"{self.url}: board speaks protocol {h.proto}, host {lib.SB_PROTO_VERSION}")
         return info
+
+    def check_build(self) -> None:
+        """Refuse a board whose firmware was built from other hal/ sources than
+        this host's model: its bits would differ from the reference."""
+        info = self.info()
+        if info.hal_id != lib.SB_HAL_ID:
+            raise LinkError(f"{self.url}: firmware built from other hal/ sources (board {info.hal_id:08x}, "
+                            f"host {lib.SB_HAL_ID:08x}): rebuild and flash it (tools/setup.sh, "
+                            f"spikeboard flash --board {info.board})")
 
     # -- inference and training -------------------------------------------------------
     def _pack_spikes(self, x: np.ndarray) -> bytes:

@@ -1,0 +1,80 @@
+"""spikeboard train: an on-device training session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..session import Session, SessionConfig
+from ..errors import ConfigError
+
+
+def add_session_options(p, mode: str) -> None:
+    g = p.add_argument_group("session")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--app", help="built-in application (spikeboard apps list)")
+    src.add_argument("--data", help="your own data set: NPZ (X, y) or CSV with a 'label' column")
+    g.add_argument("--stuck", type=float, default=0.0, help="add this fraction of stuck cells (half at Gmin, half at Gmax)")
+    g.add_argument("--train-limit", type=int, help="use only the first N training samples")
+    g.add_argument("--test-limit", type=int, help="use only the first N test samples")
+    g.add_argument("--threshold", type=float, help="neuron threshold in full conductance windows (default: the app's)")
+    g.add_argument("--out", help="run folder (default runs/<time>-<mode>-<app>-<backend>)")
+    if mode == "train":
+        g.add_argument("--epochs", type=int, help="epochs (default: the app's)")
+        g.add_argument("--rule", choices=("sign", "stochastic", "stdp", "compensated"), help="learning rule")
+        g.add_argument("--target", type=int, help="fires wanted from the label neuron per sample")
+        g.add_argument("--max-pulses", type=int, help="most pulses per synapse per sample")
+        g.add_argument("--checkpoint-every", type=int, default=100, help="samples between chip checkpoints")
+        g.add_argument("--resume", metavar="RUN", help="resume an interrupted session from its run folder")
+    else:
+        g.add_argument("--run", dest="weights_run", help="take the weights from this training run")
+
+
+def register(sub, common):
+    p = sub.add_parser("train", parents=[common["chip"], common["out"]],
+                       help="on-device training session of an application",
+                       description="Stream an application's training samples to the chip; the board runs "
+                                   "the forward pass, forms the error and applies the learning rule's pulses "
+                                   "itself. Writes a run folder with journal, checkpoints, metrics, energy, "
+                                   "report.html and figures. --resume RUN continues an interrupted session.")
+    add_session_options(p, "train")
+    return p
+
+
+def _cfg(args, mode: str) -> SessionConfig:
+    if args.stuck is not None and not 0.0 <= args.stuck <= 1.0:
+        raise ConfigError(f"--stuck {args.stuck}: must be a fraction in [0, 1]")
+    for name in ("train_limit", "test_limit", "epochs", "max_pulses", "target", "checkpoint_every"):
+        v = getattr(args, name, None)
+        if v is not None and v < (0 if name == "target" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} {v}: must be positive")
+    return SessionConfig(mode=mode, app=args.app, data=args.data, backend=args.backend, port=args.port,
+                         board=args.board, card=args.card, geometry=args.geometry, seed=args.seed,
+                         stuck=args.stuck or 0.0, epochs=getattr(args, "epochs", None),
+                         rule=getattr(args, "rule", None), target=getattr(args, "target", None),
+                         max_pulses=getattr(args, "max_pulses", None), threshold=args.threshold,
+                         train_limit=args.train_limit, test_limit=args.test_limit,
+                         checkpoint_every=getattr(args, "checkpoint_every", 100),
+                         weights_run=getattr(args, "weights_run", None))
+
+
+def run(args):
+    if args.resume:
+        s = Session.open(args.resume, quiet=args.quiet)
+        result = s.run(resume=True)
+    else:
+        if not args.app and not args.data:
+            raise ConfigError("give --app NAME or --data FILE (or --resume RUN)")
+        s = Session.create(_cfg(args, "train"), args.out, quiet=args.quiet)
+        result = s.run()
+    return {**result, "text": _summary(result)}
+
+
+def _summary(r: dict) -> str:
+    e = r["energy_per_inference_fj"]
+    tops = r["tops_per_w"]
+    base = r["baseline_accuracy"]
+    lines = [f"{r['mode']} {r['app']} on {r['backend']} ({r['card']}, {r['geometry']}): accuracy {r['accuracy']:.4f}"
+             + (f", float baseline {base:.4f}" if base is not None else ""),
+             "energy per inference (fJ): " + ", ".join(f"{k} {v:.1f}" for k, v in e.items() if v is not None),
+             "TOPS/W: " + ", ".join(f"{k} {v:.1f}" if v else f"{k} n/a" for k, v in tops.items()),
+             f"run folder: {r['run']} (report.html)"]
+    return "\n".join(lines)

@@ -1,0 +1,435 @@
+"""Training and inference sessions: a run folder per session, a journal that
+makes a session resumable, checkpoints of the chip, energy and a report.
+
+Run folder:
+  config.json      resolved configuration, versions, card hash
+  card.toml        the device card as used
+  journal.jsonl    one line per applied sample and per checkpoint (fsynced)
+  metrics.jsonl    one line per epoch (accuracy, counters of each phase)
+  checkpoints/     device images of a virtual chip (synapse state, counters)
+  conductance.npy  final conductance read-back, (layers, rows, cols)
+  counters.json, energy.json, result.json, log.txt, report.html, *.png
+
+Resuming: the journal says which samples were applied. A real chip keeps its
+synapses across a board reset, so its read-back is the state and journaled
+samples are never applied again. A virtual chip (emulator, model) loses its
+state with the board: the last checkpoint image is restored and the samples
+journaled after it are applied again to that restored state, with the same
+sample ids, so the end state equals an uninterrupted run's."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, cards
+from ._hal import ffi, lib
+from .apps import get_app, prepare
+from .apps.base import App, Prepared
+from .backends import Backend, Counters, open_backend
+from .energy import energy_report
+from .errors import ConfigError, LinkError, SpikeboardError
+
+RUNS_DIR = Path("runs")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    mode: str = "train"                  # train | infer
+    app: str | None = "digits"
+    data: str | None = None              # a lab's own data file instead of --app
+    backend: str = "model"
+    port: str | None = None
+    board: str = "netduinoplus2"
+    card: str = "spec"
+    geometry: str | None = None
+    seed: int = 0
+    stuck: float = 0.0
+    epochs: int | None = None            # None: the app's default
+    rule: str | None = None
+    target: int | None = None
+    max_pulses: int | None = None
+    threshold: float | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    checkpoint_every: int = 100
+    weights_run: str | None = None       # infer: the run whose weights to use
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Progress:
+    """A bar on a terminal, plain periodic lines otherwise (CI logs)."""
+
+    total: int
+    label: str
+    quiet: bool = False
+    t0: float = field(default_factory=time.monotonic)
+    done: int = 0
+    last_line: float = 0.0
+
+    def update(self, n: int = 1, **info) -> None:
+        self.done += n
+        if self.quiet:
+            return
+        now = time.monotonic()
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else 0
+        extra = " ".join(f"{k} {v}" for k, v in info.items())
+        if sys.stderr.isatty():
+            w = 30
+            fill = int(w * self.done / max(self.total, 1))
+            sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (w - fill)}] {self.done}/{self.total} "
+                             f"{rate:6.1f}/s ETA {eta:5.0f}s {extra}   ")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif now - self.last_line > 5 or self.done >= self.total:
+            self.last_line = now
+            print(f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s, ETA {eta:.0f}s) {extra}",
+                  file=sys.stderr, flush=True)
+
+
+def predict(fires: np.ndarray, v: np.ndarray, classes: int) -> np.ndarray:
+    """Most fires wins; the final membrane breaks ties; lowest index after that."""
+    counts = fires[..., :classes].sum(axis=-2).astype(np.int64)
+    score = counts * (1 << 33) + v[..., :classes].astype(np.int64)
+    return score.argmax(axis=-1)
+
+
+class Session:
+    def __init__(self, cfg: SessionConfig, run_dir: Path, *, quiet: bool = False, hooks=None):
+        self.cfg = cfg
+        self.dir = Path(run_dir)
+        self.quiet = quiet
+        self.hooks = hooks or {}
+        self.backend: Backend | None = None
+        self._log = None
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def create(cls, cfg: SessionConfig, run_dir: str | Path | None = None, **kw) -> "Session":
+        if cfg.app is None and cfg.data is None:
+            raise ConfigError("give --app NAME or --data FILE")
+        if run_dir is None:
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.mode}-{cfg.app or Path(cfg.data).stem}-{cfg.backend}"
+            run_dir = RUNS_DIR / name
+        run_dir = Path(run_dir)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"{run_dir}: run folder exists and is not empty (use --resume {run_dir})")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        card = cards.load(cfg.card)
+        (run_dir / "card.toml").write_text(card.text)
+        (run_dir / "config.json").write_text(json.dumps({"config": cfg.as_dict(), "versions": {
+            "spikeboard": __version__, "python": sys.version.split()[0], "numpy": np.__version__},
+            "card": {"name": card.name, "sha256_16": card.hash}}, indent=2))
+        return cls(cfg, run_dir, **kw)
+
+    @classmethod
+    def open(cls, run_dir: str | Path, **kw) -> "Session":
+        run_dir = Path(run_dir)
+        cfg_file = run_dir / "config.json"
+        if not cfg_file.exists():
+            raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
+        try:
+            c = json.loads(cfg_file.read_text())["config"]
+        except (ValueError, KeyError) as e:
+            raise ConfigError(f"{cfg_file}: unreadable ({e})") from None
+        c["card"] = str(run_dir / "card.toml")
+        return cls(SessionConfig(**c), run_dir, **kw)
+
+    def app(self) -> App:
+        if self.cfg.data:
+            from .apps.builtin import user_app
+
+            return user_app(self.cfg.data)
+        return get_app(self.cfg.app)
+
+    def log(self, msg: str) -> None:
+        with open(self.dir / "log.txt", "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+        if not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def _settings(self, app: App) -> dict:
+        c = self.cfg
+        return {"epochs": c.epochs if c.epochs is not None else app.epochs,
+                "rule": c.rule or app.rule,
+                "target": c.target if c.target is not None else app.target,
+                "max_pulses": c.max_pulses if c.max_pulses is not None else app.max_pulses,
+                "threshold": c.threshold if c.threshold is not None else app.threshold}
+
+    def _params(self, app: App):
+        card = cards.load(self.cfg.card)
+        return cards.compile_card(card, self.cfg.geometry, seed=self.cfg.seed, stuck=self.cfg.stuck,
+                                  neuron={"threshold": self._settings(app)["threshold"]})
+
+    def _prepare(self, app: App, params) -> Prepared:
+        neurons = lib.sb_params_neurons(params, params.layers - 1)
+        return prepare(app, params.rows, self.cfg.seed, train_limit=self.cfg.train_limit,
+                       test_limit=self.cfg.test_limit, neurons=neurons)
+
+    # ------------------------------------------------------------------ journal
+    def _journal(self) -> list[dict]:
+        f = self.dir / "journal.jsonl"
+        if not f.exists():
+            return []
+        out = []
+        for ln, line in enumerate(f.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                # a line cut by a crash mid-write is the last one: drop it
+                if ln == len(f.read_text().splitlines()):
+                    break
+                raise ConfigError(f"{f}: line {ln}: corrupted journal") from None
+        return out
+
+    def _append(self, name: str, rec: dict) -> None:
+        with open(self.dir / name, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _checkpoint(self, applied: int) -> None:
+        img = self.backend.read_image()
+        if img is None:
+            self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": None})
+            return
+        d = self.dir / "checkpoints"
+        d.mkdir(exist_ok=True)
+        path = d / f"{applied:08d}.img"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(img)
+        os.replace(tmp, path)
+        self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": path.name})
+
+    # ------------------------------------------------------------------ run
+    def run(self, *, resume: bool = False) -> dict:
+        app = self.app()
+        params = self._params(app)
+        st = self._settings(app)
+        self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.backend}, card "
+                 f"{Path(self.cfg.card).stem}, {params.rows}x{params.cols}x{params.layers}, seed {self.cfg.seed}")
+        data = self._prepare(app, params)
+        self.log(f"data: {len(data.y_train)} train / {len(data.y_test)} test samples, {data.feature_info}; "
+                 f"float baseline {data.baseline_accuracy if data.baseline_accuracy is not None else 'n/a'}")
+        self.backend = open_backend(self.cfg.backend, port=self.cfg.port, board=self.cfg.board)
+        try:
+            info = self._connect(params, resume)
+            if self.cfg.mode == "train":
+                result = self._train(app, data, params, st, info, resume)
+            else:
+                result = self._infer(app, data, params, info)
+            return result
+        finally:
+            self.backend.close()
+
+    def _connect(self, params, resume: bool):
+        b = self.backend
+        journal = self._journal() if resume else []
+        applied = sum(1 for r in journal if r.get("type") == "sample")
+        info = b.info()
+        want_hash = zlib.crc32(cards.params_bytes(params))
+        intact = resume and info.configured and info.card_hash == want_hash
+        if intact:
+            b.params = ffi.new("sb_params_t *", params[0])
+            intact = b.counters().samples == applied
+        if not intact:
+            b.configure(params)
+            info = b.info()
+            if resume and applied:
+                if info.virtual:
+                    self._restore(journal)
+                else:
+                    self.log(f"resume: real chip keeps its synapses; {applied} samples already applied")
+        elif resume:
+            self.log(f"resume: board still holds the session ({applied} samples applied)")
+        if info.reset_reason == 1:
+            self.log("warning: the board's last reset was by its watchdog")
+        return info
+
+    def _restore(self, journal: list[dict]) -> None:
+        """Virtual chip lost its state: restore the last checkpoint, replay the rest."""
+        ck = [r for r in journal if r.get("type") == "checkpoint" and r.get("image")]
+        self._replay_from = 0
+        if ck:
+            last = ck[-1]
+            img = (self.dir / "checkpoints" / last["image"]).read_bytes()
+            self.backend.write_image(img)
+            self._replay_from = last["applied"]
+            self.log(f"resume: restored checkpoint after {last['applied']} samples")
+        else:
+            self.log("resume: no checkpoint, replaying from the start")
+
+    def _train(self, app: App, data: Prepared, params, st: dict, info, resume: bool) -> dict:
+        b = self.backend
+        journal = self._journal() if resume else []
+        done = {(r["epoch"], r["pos"]) for r in journal if r.get("type") == "sample"}
+        samples = [r for r in journal if r.get("type") == "sample"]
+        replay_from = getattr(self, "_replay_from", len(samples))
+        N = len(data.y_train)
+        epochs = st["epochs"]
+        metrics = [json.loads(l) for l in (self.dir / "metrics.jsonl").read_text().splitlines()] \
+            if resume and (self.dir / "metrics.jsonl").exists() else []
+        prog = Progress(N * epochs, "train", self.quiet)
+        prog.done = len(done)
+        # re-apply, to the restored state, the journaled samples after the checkpoint
+        for r in samples[replay_from:]:
+            x = data.x_train[r["index"]]
+            b.train(x, int(data.y_train[r["index"]]), rule=st["rule"], target=st["target"],
+                    max_pulses=st["max_pulses"], sample_id=r["sample_id"])
+        if samples[replay_from:]:
+            self.log(f"resume: re-applied {len(samples) - replay_from} journaled samples to the restored chip")
+        applied = len(samples)
+        if not resume:
+            self._checkpoint(0)
+        for epoch in range(epochs):
+            order = np.random.default_rng([self.cfg.seed, epoch, 0x7A]).permutation(N)
+            if all((epoch, k) in done for k in range(N)) and any(m["epoch"] == epoch for m in metrics):
+                continue
+            c0 = b.counters()
+            correct = seen = 0
+            for pos in range(N):
+                if (epoch, pos) in done:
+                    continue
+                i = int(order[pos])
+                sid = epoch * N + pos
+                r = b.train(data.x_train[i], int(data.y_train[i]), rule=st["rule"], target=st["target"],
+                            max_pulses=st["max_pulses"], sample_id=sid)
+                self._append("journal.jsonl", {"type": "sample", "epoch": epoch, "pos": pos, "index": i,
+                                               "sample_id": sid, "label": int(data.y_train[i]),
+                                               "predicted": int(r.predicted), "pulses": int(r.pulses)})
+                applied += 1
+                seen += 1
+                correct += int(r.predicted == data.y_train[i])
+                if self.hooks.get("after_sample"):
+                    self.hooks["after_sample"](self, applied)
+                if applied % self.cfg.checkpoint_every == 0:
+                    self._checkpoint(applied)
+                prog.update(1, acc=f"{correct / seen:.3f}")
+            c1 = b.counters()
+            acc, c2 = self._evaluate(data, "epoch %d" % epoch)
+            rec = {"epoch": epoch, "train_running_accuracy": correct / seen if seen else None,
+                   "test_accuracy": acc, "train_counters": (c1 - c0).as_dict(),
+                   "eval_counters": (c2 - c1).as_dict(), "train_samples": seen}
+            metrics.append(rec)
+            self._append("metrics.jsonl", rec)
+            self._checkpoint(applied)
+            self.log(f"epoch {epoch}: test accuracy {acc:.4f}")
+        return self._finish(app, data, params, st, metrics, info)
+
+    def _evaluate(self, data: Prepared, label: str) -> tuple[float, Counters]:
+        b = self.backend
+        classes = data.classes
+        if b.name == "model":
+            fires, v = b.infer_batch(data.x_test)
+            pred = predict(fires, v, classes)
+        else:
+            pred = np.zeros(len(data.y_test), np.int64)
+            prog = Progress(len(data.y_test), f"test ({label})", self.quiet)
+            for k, x in enumerate(data.x_test):
+                f, v = b.infer(x)
+                pred[k] = predict(f[None], v[None], classes)[0]
+                prog.update(1)
+        np.save(self.dir / "predictions.npy", pred)
+        return float((pred == data.y_test).mean()), b.counters()
+
+    def _infer(self, app: App, data: Prepared, params, info) -> dict:
+        b = self.backend
+        if self.cfg.weights_run:
+            src = Path(self.cfg.weights_run)
+            img = src / "final.img"
+            g = src / "conductance.npy"
+            if info.virtual and img.exists():
+                b.write_image(img.read_bytes())
+                b.counters(clear=True)
+                self.log(f"weights: device image of {src}")
+            elif g.exists():
+                t = np.load(g).ravel()
+                r = b.program(t, tolerance=max(1, (params.g_max - params.g_min) // 200), max_pulses=128)
+                self.log(f"weights: programmed {src}/conductance.npy with write-verify, "
+                         f"{int(r.failed.sum())} cells failed")
+                b.counters(clear=True)
+            else:
+                raise ConfigError(f"{src}: no final.img or conductance.npy to take weights from")
+        c0 = b.counters()
+        acc, c1 = self._evaluate(data, "infer")
+        rec = {"epoch": None, "test_accuracy": acc, "eval_counters": (c1 - c0).as_dict(), "train_counters": None}
+        self._append("metrics.jsonl", rec)
+        return self._finish(app, data, params, self._settings(app), [rec], info)
+
+    def _finish(self, app: App, data: Prepared, params, st: dict, metrics: list[dict], info) -> dict:
+        b = self.backend
+        g = b.read_conductance().reshape(params.layers, params.rows, params.cols)
+        np.save(self.dir / "conductance.npy", g)
+        img = b.read_image()
+        if img is not None:
+            (self.dir / "final.img").write_bytes(img)
+        total = b.counters()
+        (self.dir / "counters.json").write_text(json.dumps(total.as_dict(), indent=2))
+        train_c = _sum_counters([m["train_counters"] for m in metrics if m.get("train_counters")])
+        eval_c = Counters(**metrics[-1]["eval_counters"])
+        e_total = energy_report(params, total)
+        e_infer = energy_report(params, eval_c)
+        e_train = energy_report(params, train_c) if train_c else None
+        n_test = len(data.y_test)
+        n_train = sum(m.get("train_samples", 0) for m in metrics if m.get("train_counters"))
+        result = {
+            "run": str(self.dir),
+            "mode": self.cfg.mode,
+            "app": app.name,
+            "backend": self.cfg.backend,
+            "board": info.board,
+            "firmware": info.firmware,
+            "card": Path(self.cfg.card).stem,
+            "geometry": f"{params.rows}x{params.cols}x{params.layers}",
+            "settings": st,
+            "accuracy": metrics[-1]["test_accuracy"],
+            "accuracy_per_epoch": [m["test_accuracy"] for m in metrics],
+            "baseline_accuracy": data.baseline_accuracy,
+            "test_samples": n_test,
+            "train_samples_applied": n_train,
+            "energy_fj": e_total.energy_fj,
+            "energy_total_fj": e_total.total_fj,
+            "energy_per_inference_fj": {k: (v / n_test if v is not None else None)
+                                        for k, v in e_infer.energy_fj.items()},
+            "energy_per_training_sample_fj": ({k: (v / n_train if v is not None else None)
+                                               for k, v in e_train.energy_fj.items()} if e_train and n_train else None),
+            "tops_per_w": e_infer.tops_per_w,
+            "fj_per_op": e_infer.fj_per_op,
+            "op_definitions": e_infer.op_definitions,
+            "counters": total.as_dict(),
+        }
+        (self.dir / "energy.json").write_text(json.dumps({"total": e_total.as_dict(), "inference": e_infer.as_dict(),
+                                                          "training": e_train.as_dict() if e_train else None}, indent=2))
+        (self.dir / "result.json").write_text(json.dumps(result, indent=2))
+        try:
+            from .report import render
+
+            render(self.dir, data=data, backend=b)
+        except SpikeboardError:
+            raise
+        except ImportError as e:  # matplotlib missing: the run is complete without figures
+            self.log(f"report: figures skipped ({e})")
+        self.log(f"done: accuracy {result['accuracy']:.4f} (float baseline "
+                 f"{data.baseline_accuracy if data.baseline_accuracy is not None else 'n/a'}); run folder {self.dir}")
+        return result
+
+
+def _sum_counters(dicts: list[dict]) -> Counters | None:
+    if not dicts:
+        return None
+    keys = dicts[0].keys()
+    return Counters(**{k: sum(d[k] for d in dicts) for k in keys})
