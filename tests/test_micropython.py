@@ -49,7 +49,8 @@ sbmp = _load("spikeboard_mp", CLIENT)
 
 
 def spec_block() -> bytes:
-    return cards.params_bytes(cards.compile_card(cards.load("spec"), "32x32"))
+    """The spec card with paired (differential) columns: 16 output neurons."""
+    return cards.params_bytes(cards.compile_card(cards.load("spec"), "32x32", differential=True))
 
 
 # ============================================================ constants
@@ -578,7 +579,7 @@ def bits_of(spikes_ints, rows=32):
 def drive_and_compare(port, n_train: int, n_test: int, steps: int, hint: str = "") -> dict:
     """Train + infer on the board through the client, the same on the model; assert equal."""
     block = spec_block()
-    params = cards.compile_card(cards.load("spec"), "32x32")
+    params = cards.compile_card(cards.load("spec"), "32x32", differential=True)
     model = ModelBackend()
     model_hash = model.configure(params)
     board = sbmp.Board(port, timeout_ms=5000, retries=3)

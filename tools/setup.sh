@@ -16,6 +16,7 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # -- 1. Debian packages -------------------------------------------------------
 DEBS=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck python3-venv gcc)
+command -v npm >/dev/null || DEBS+=(nodejs npm)
 missing=()
 for p in "${DEBS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,9 +35,15 @@ fi
 stamp=.venv/.spikeboard-installed
 src_hash="$(cat pyproject.toml setup.py host/spikeboard/_build.py hal/include/sb/*.h hal/src/*.c hal/src/*.h | sha256sum | cut -c1-16)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$src_hash" ]] || ! .venv/bin/python -c "import spikeboard._hal" 2>/dev/null; then
-    say "pip install -e .[apps,test,firmware] (builds the hal/ extension)"
-    .venv/bin/pip install -q --disable-pip-version-check -e ".[apps,test,firmware]"
+    say "pip install -e .[apps,test,firmware,torch,nir] (builds the hal/ extension)"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[apps,test,firmware,torch,nir]"
     echo "$src_hash" > "$stamp"
+fi
+
+# -- 2b. MicroPython (webassembly port, run by Node) for the MicroPython client's tests
+if command -v npm >/dev/null && [[ ! -d tools/mpy/node_modules/@micropython ]]; then
+    say "npm ci --prefix tools/mpy (MicroPython webassembly port)"
+    npm ci --prefix tools/mpy --no-audit --no-fund --loglevel=error
 fi
 
 # -- 3. PlatformIO (offline) and the firmware -------------------------------------

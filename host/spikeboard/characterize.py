@@ -549,7 +549,7 @@ class EnduranceResult(_Result):
 
 
 def run_endurance(b: Backend, out: Path, *, cells: Sequence[int] | None = None, swing: int = 64,
-                  max_pulses: float = 3e7, checkpoints: int = 16, fraction: float = 0.5,
+                  max_pulses: float = 3e7, checkpoints: int = 24, fraction: float = 0.5,
                   max_calls: int = 4000, card=None) -> EnduranceResult:
     sc = Scale.of(b, card)
     cells = list(cells) if cells is not None else list(range(min(4, b.cells)))
@@ -560,6 +560,8 @@ def run_endurance(b: Backend, out: Path, *, cells: Sequence[int] | None = None, 
     done = 0
     rows, ns, ws = [], [], []
     for m in marks:
+        if m < done + 4 * swing:
+            continue
         # stress: alternating P/D bursts (full swings) up to the checkpoint
         while done + 2 * burst + 4 * swing <= m:
             _pulse(b, runs, 1, burst)

@@ -294,6 +294,7 @@ class Session:
             self.log(f"resume: re-applied {len(samples) - replay_from} journaled samples to the restored chip")
         applied = len(samples)
         if not resume:
+            self._init_array(params)
             self._checkpoint(0)
         for epoch in range(epochs):
             order = np.random.default_rng([self.cfg.seed, epoch, 0x7A]).permutation(N)
@@ -330,6 +331,22 @@ class Session:
             self.log(f"epoch {epoch}: test accuracy {acc:.4f}")
         return self._finish(app, data, params, st, metrics, info)
 
+    def _init_array(self, params) -> None:
+        """Start from zero weights: differential pairs both at Gmin (fresh
+        cells), single-ended cells at the reference G_ref, set by write-verify."""
+        single = [l for l in range(params.layers) if not (params.diff_mask >> l) & 1]
+        if not single:
+            return
+        per = params.rows * params.cols
+        t = self.backend.read_conductance()
+        for l in single:
+            t[l * per:(l + 1) * per] = params.g_ref
+        span = params.g_max - params.g_min
+        step = max(max(params.step_p), max(params.step_d)) * span / 65536
+        r = self.backend.program(t, tolerance=max(1, int(0.6 * step + 1)), max_pulses=255)
+        self.log(f"array initialised to zero weights (G_ref on single-ended layers): "
+                 f"{int(r.pulses.sum())} pulses, {int(r.failed.sum())} cells out of tolerance")
+
     def _evaluate(self, data: Prepared, label: str) -> tuple[float, Counters]:
         b = self.backend
         classes = data.classes
@@ -358,7 +375,7 @@ class Session:
                 self.log(f"weights: device image of {src}")
             elif g.exists():
                 t = np.load(g).ravel()
-                r = b.program(t, tolerance=max(1, (params.g_max - params.g_min) // 200), max_pulses=128)
+                r = b.program(t, tolerance=max(1, (params.g_max - params.g_min) // 200), max_pulses=255)
                 self.log(f"weights: programmed {src}/conductance.npy with write-verify, "
                          f"{int(r.failed.sum())} cells failed")
                 b.counters(clear=True)

@@ -5,17 +5,27 @@ from .. import cards as cardlib
 
 
 def register(sub, common):
-    p = sub.add_parser("cards", parents=[common["out"]], help="device cards: list, show, validate",
+    p = sub.add_parser("cards", help="device cards: list, show, validate",
                        description="Device cards describe one chip (TOML). list: the built-in cards; "
                                    "show: a card's fields and its compiled parameter block; validate: "
                                    "check a card file and name the first bad field.")
     s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    s.add_parser("list", help="built-in cards")
-    sh = s.add_parser("show", help="a card and its compiled parameters")
+    out = [common["out"]]   # so --json also works after the action
+    s.add_parser("list", help="built-in cards", parents=out)
+    sh = s.add_parser("show", help="a card and its compiled parameters", parents=out)
     sh.add_argument("card")
     sh.add_argument("--geometry", choices=tuple(cardlib.GEOMETRIES), default=None)
-    v = s.add_parser("validate", help="check card files")
+    v = s.add_parser("validate", help="check card files", parents=out)
     v.add_argument("card", nargs="+")
+    f = s.add_parser("fit", help="fit a card from measured CSV files (docs/csv-format.md)", parents=out,
+                     description="Fit a device card from pd.csv, retention.csv, endurance.csv and/or neuron.csv "
+                                 "in --data (format: docs/csv-format.md). Fields that no file measures come "
+                                 "from --base. Writes the card and a figure, prints the fit report.")
+    f.add_argument("--data", required=True, help="directory of measured CSV files")
+    f.add_argument("--mode", choices=("exponential", "table"), default="exponential")
+    f.add_argument("--base", default="spec", help="card for unmeasured fields (default %(default)s)")
+    f.add_argument("--name", default=None, help="card name (default fit-<data dir>)")
+    f.add_argument("--output", "-o", default=None, help="card file to write (default DATA/<name>.toml)")
     return p
 
 
@@ -42,6 +52,11 @@ def run(args):
         lines.append(f"compiled: {p.rows}x{p.cols}x{p.layers}, G codes {p.g_min}..{p.g_max}, "
                      f"post gain {p.post_gain}>>{p.post_shift}, v_th {p.v_th}")
         return {"card": c.name, "data": c.data, "linearity": lin, "symmetry": sym, "text": "\n".join(lines)}
+    if args.action == "fit":
+        from ..fit import fit_card
+
+        r = fit_card(args.data, base=args.base, mode=args.mode, name=args.name, out=args.output)
+        return {**r.as_dict(), "text": r.text()}
     ok = []
     for f in args.card:
         c = cardlib.load(f)

@@ -19,7 +19,7 @@ def register(sub, common):
     p.add_argument("weights", help=".npy file")
     p.add_argument("--layer", type=int, default=0, help="layer for float weights")
     p.add_argument("--tolerance", type=int, default=None, help="accepted |G - target| in codes (default 1 %% of window)")
-    p.add_argument("--max-pulses", type=int, default=64)
+    p.add_argument("--max-pulses", type=int, default=255, help="most pulses per cell (1..255)")
     return p
 
 
@@ -44,6 +44,14 @@ def weights_to_targets(w: np.ndarray, params, layer: int) -> np.ndarray:
     return g.ravel().astype(np.uint16)
 
 
+def default_tolerance(p) -> int:
+    """1 % of the window, but never below 0.6 of the largest single pulse step
+    (a target between two levels cannot be hit closer than half a step)."""
+    span = p.g_max - p.g_min
+    step = max(max(p.step_p), max(p.step_d)) * span / 65536
+    return max(1, int(span // 100), int(0.6 * step + 1))
+
+
 def run(args):
     path = Path(args.weights)
     if not path.exists():
@@ -64,7 +72,7 @@ def run(args):
             t = t.astype(np.uint16)
         else:
             t = weights_to_targets(w.astype(float), p, args.layer)
-        tol = args.tolerance if args.tolerance is not None else max(1, (p.g_max - p.g_min) // 100)
+        tol = args.tolerance if args.tolerance is not None else default_tolerance(p)
         r = b.program(t, tolerance=tol, max_pulses=args.max_pulses)
         g = b.read_conductance()
         err = g.astype(np.int64) - t

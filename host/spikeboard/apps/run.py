@@ -1,0 +1,114 @@
+"""Running an application on a chip: set the array up for a geometry, train
+in situ (on-device rule) or ex situ (float training, then write-verify),
+evaluate, and measure energy from counter deltas. Used by `spikeboard apps
+report` and the tests; any Backend works (model, emulator, serial)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import cards as cardlib
+from .base import App, Prepared
+
+
+def geometry_layout(geometry: str) -> tuple[int, list[bool]]:
+    """Inputs per sample and the differential flag per layer. 32x32: one
+    differential layer (16 signed neurons). 16x16x3: single-ended layers
+    (weight = G - g_ref) so that the last layer keeps 16 neurons for 10 classes."""
+    rows, _, layers = cardlib.GEOMETRIES[geometry]
+    return rows, ([True] if layers == 1 else [False] * layers)
+
+
+def make_params(card: str, geometry: str, *, seed: int, stuck: float = 0.0, threshold: float = 4.0):
+    _, diff = geometry_layout(geometry)
+    return cardlib.compile_card(cardlib.load(card), geometry, seed=seed, stuck=stuck,
+                                differential=diff, neuron={"threshold": threshold})
+
+
+def init_array(backend, seed: int) -> None:
+    """Initial weights: differential layers start at w = 0 (both devices at
+    Gmin, as configured). Single-ended layers are written to w = 0 (G = g_ref)
+    for the last layer and to a fixed random projection (seeded, write-verify)
+    for hidden layers."""
+    p = backend.params
+    if p.layers == 1 and p.diff_mask & 1:
+        return
+    per = p.rows * p.cols
+    win = p.g_max - p.g_min
+    rng = np.random.default_rng([seed, 0x1A7])
+    t = np.empty(per * p.layers, dtype=np.int64)
+    for l in range(p.layers):
+        if l == p.layers - 1:
+            t[l * per:(l + 1) * per] = p.g_ref
+        else:
+            w = rng.uniform(-0.5, 0.5, per)
+            t[l * per:(l + 1) * per] = p.g_ref + np.round(w * win)
+    backend.program(np.clip(t, p.g_min, p.g_max).astype(np.uint16), tolerance=max(1, win // 64), max_pulses=64)
+
+
+def predict(backend, x: np.ndarray, classes: int, batch: int = 256) -> np.ndarray:
+    """The prediction rule: argmax over the first `classes` neurons of
+    (fire count, then final membrane potential)."""
+    out = []
+    for k in range(0, len(x), batch):
+        s, v = backend.infer_batch(x[k:k + batch])
+        cnt = s.sum(1).astype(np.int64)[:, :classes]
+        vv = v.astype(np.int64)[:, :classes]
+        out.append(_lexargmax(cnt, vv))
+    return np.concatenate(out)
+
+
+def _lexargmax(cnt: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (cnt * (1 << 40) + v).argmax(1)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    accuracy: float
+    epoch_accuracy: tuple[float, ...]
+    train_counters: object      # Counters delta over training
+    infer_counters: object      # Counters delta over the test inference
+    train_samples: int
+    test_samples: int
+
+
+def train_insitu(backend, P: Prepared, *, epochs: int, rule: str, target: int, max_pulses: int,
+                 seed: int = 0, eval_each: bool = False) -> RunResult:
+    c0 = backend.counters()
+    accs = []
+    n = len(P.y_train)
+    for ep in range(epochs):
+        order = np.random.default_rng([seed, ep, 0x7A1]).permutation(n)
+        for i in order:
+            backend.train(P.x_train[i], int(P.y_train[i]), rule=rule, target=target, max_pulses=max_pulses,
+                          sample_id=(ep << 20) | int(i))
+        if eval_each and ep < epochs - 1:
+            accs.append(float((predict(backend, P.x_test, P.classes) == P.y_test).mean()))
+    c1 = backend.counters()
+    pred = predict(backend, P.x_test, P.classes)
+    c2 = backend.counters()
+    acc = float((pred == P.y_test).mean())
+    return RunResult(acc, tuple(accs + [acc]), c1 - c0, c2 - c1, n * epochs, len(P.y_test))
+
+
+def train_exsitu(backend, P: Prepared) -> float | None:
+    """Float training then write-verify: a logistic regression without
+    intercept on the spike counts the chip integrates, its weights scaled to
+    the window (largest |w| = one full window) and programmed onto the
+    differential pairs. Single-layer differential arrays only (None otherwise)."""
+    p = backend.params
+    if p.layers != 1 or not p.diff_mask & 1:
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=3000, fit_intercept=False).fit(P.x_train.mean(1), P.y_train)
+    W = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_, clf.coef_])
+    W = W / np.abs(W).max()
+    win = p.g_max - p.g_min
+    t = np.full((p.rows, p.cols), p.g_min, np.int64)
+    for j in range(W.shape[0]):
+        t[:, 2 * j] = p.g_min + np.round(np.clip(W[j], 0, 1) * win)
+        t[:, 2 * j + 1] = p.g_min + np.round(np.clip(-W[j], 0, 1) * win)
+    backend.program(t.ravel().astype(np.uint16), tolerance=max(1, win // 100), max_pulses=200)
+    return float((predict(backend, P.x_test, P.classes) == P.y_test).mean())

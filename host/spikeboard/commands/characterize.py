@@ -1,0 +1,68 @@
+"""spikeboard characterize: device measurements on any backend (CSV + figure each)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import characterize as ch
+from ..chipctl import ChipSpec, open_chip
+from ..cli import log
+
+
+def register(sub, common):
+    p = sub.add_parser("characterize", parents=[common["chip"], common["out"]],
+                       help="measure the chip: pd, retention, endurance, yield, neuron, interface",
+                       description="Run a characterization scheme on the backend and write its data (CSV, "
+                                   "readable by `cards fit`) and a figure (PNG) into --out-dir. pd: a "
+                                   "potentiation/hold/depression pattern such as '(P64 H16 D64)x3' -> "
+                                   "linearity, symmetry (SPEC.md), exponential A and NeuroSim NL per branch, "
+                                   "levels, cycle-to-cycle spread. retention: levels read over log-spaced "
+                                   "model time, extrapolated to 1 and 10 years. endurance: P/D swings, window "
+                                   "vs pulses, extrapolated (and said so) below 1e8 pulses. yield: fault map. "
+                                   "neuron: f-I curve, max sustained rate, energy per spike. interface: "
+                                   "rate and energy per operation of the pre/post circuits.")
+    p.add_argument("--scheme", required=True, choices=ch.SCHEMES + ("all",))
+    p.add_argument("--out-dir", default="characterize", help="directory for CSV and PNG (default %(default)s)")
+    p.add_argument("--pattern", default=None, help="pd: pulse pattern (default '(P<pulses> H16 D<pulses>)x3')")
+    p.add_argument("--cells", default=None, help="pd/endurance: 'all', '0-15' or '0,4,8-11' (default: 16 / 4 cells)")
+    p.add_argument("--start", choices=("min", "max", "as-is"), default="min", help="pd: state before the pattern")
+    p.add_argument("--levels", type=int, default=8, help="retention: programmed levels")
+    p.add_argument("--t-max", type=float, default=1e7, help="retention: last read, seconds of (model) time")
+    p.add_argument("--max-pulses", type=float, default=None,
+                   help="endurance: pulses per cell (default 3e7 on the model, 2e4 on a board)")
+    p.add_argument("--fraction", type=float, default=0.5, help="endurance: failure when the window falls below this")
+    p.add_argument("--steps", type=int, default=100, help="neuron/interface: time steps per input level")
+    return p
+
+
+def run(args):
+    b, card = open_chip(ChipSpec.from_args(args))
+    out = Path(args.out_dir)
+    schemes = ch.SCHEMES if args.scheme == "all" else (args.scheme,)
+    results = {}
+    texts = []
+    pulses = card["synapse"]["pulses"]
+    with b:
+        for s in schemes:
+            log(args, f"characterize {s} on {b.name} ...")
+            if s == "pd":
+                cells = ch.parse_cells(args.cells, b.cells, range(min(16, b.cells)))
+                r = ch.run_pd(b, out, pattern=args.pattern or f"(P{pulses} H16 D{pulses})x3", cells=cells,
+                              card=card, start=args.start)
+            elif s == "retention":
+                r = ch.run_retention(b, out, levels=args.levels, t_max_s=args.t_max, card=card)
+            elif s == "endurance":
+                cells = ch.parse_cells(args.cells, b.cells, range(min(4, b.cells)))
+                mp = args.max_pulses or (3e7 if b.name == "model" else 2e4)
+                r = ch.run_endurance(b, out, cells=cells, swing=pulses, max_pulses=mp, fraction=args.fraction,
+                                     card=card)
+            elif s == "yield":
+                r = ch.run_yield(b, out, card=card)
+            elif s == "neuron":
+                r = ch.run_neuron(b, out, steps=args.steps, card=card)
+            else:
+                r = ch.run_interface(b, out, steps=args.steps, card=card)
+            if len(schemes) > 1:
+                b.reset(chip=True)
+            results[s] = r.as_dict()
+            texts.append(f"{s} ({card.name}, {b.name}):\n{ch.format_result(r)}")
+    return {"card": card.name, "backend": b.name, "results": results, "text": "\n".join(texts)}
