@@ -175,3 +175,29 @@ def test_clear_errors():
     _err(nir.NIRGraph.from_list(nir.Linear(weight=W), cuba), "no synaptic current filter")
     _err(nir.NIRGraph.from_list(lif(32, rng), nir.Linear(weight=W)), "expected a weight node")
     _err(one_layer_graph(), "geometry 16x16x3 has 3", geometry="16x16x3")
+
+
+def test_cli_infer_nir_file(tmp_path):
+    """`spikeboard infer --nir FILE` maps, programs and runs a graph: an app's
+    test set (accuracy) or a spike file (counts equal to the library path)."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "net.nir"
+    nir.write(path, one_layer_graph(seed=3))
+    base = [sys.executable, "-m", "spikeboard.cli", "infer", "--json", "--nir", str(path)]
+    r = subprocess.run(base + ["--app", "digits", "--test-limit", "40"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["inputs"] == 32 and out["outputs"] == 10 and 0.0 <= out["accuracy"] <= 1.0
+    assert all(rep["failed"] == 0 for rep in out["programming"])
+    x = (np.random.default_rng(4).random((30, 32)) < 0.3).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    r = subprocess.run(base + ["--input", str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    counts = json.loads(r.stdout)["spike_counts"]
+    fires = sbnir.run_nir_file(path, ModelBackend(), x)
+    assert counts == fires.sum(axis=0).tolist()
+    r = subprocess.run(base[:-1] + [str(tmp_path / "missing.nir")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "NIR file not found" in r.stderr
