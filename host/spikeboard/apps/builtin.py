@@ -57,7 +57,9 @@ def digits() -> App:
 
 def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder: str = "rate") -> App:
     """A lab's own data file as an application: NPZ with arrays X (samples,
-    features) and y, or a CSV with a header row and a label column."""
+    features) and y; NPZ time series with X (total_frames, channels),
+    lengths (frames per sample) and y (one label per sample), streamed with
+    the frames encoder; or a CSV with a header row and a label column."""
     path = Path(path)
 
     def load(seed: int) -> Dataset:
@@ -74,6 +76,15 @@ def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder
             x, y = z["X"], z["y"]
             if x.dtype.kind not in "iuf":
                 raise ConfigError(f"{path}: X has dtype {x.dtype}, need numbers")
+            if "lengths" in z.files:
+                # time series: X is (total_frames, channels), lengths per sample, one label each
+                if x.ndim != 2:
+                    raise ConfigError(f"{path}: with lengths, X must be (total_frames, channels), got {x.shape}")
+                if not np.all(np.isfinite(x)):
+                    bad = np.argwhere(~np.isfinite(x))[0]
+                    raise ConfigError(f"{path}: NaN or infinity at frame {bad[0]}, channel {bad[1]}")
+                series = split_lengths(x, z["lengths"], str(path))
+                return series_dataset(path.name, series, y, seed, str(path), "frames")
             return table_dataset(path.name, x, y, seed, str(path))
         if path.suffix == ".csv":
             import csv
@@ -104,8 +115,17 @@ def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder
                 raise ConfigError(f"{path}: no data rows")
             return table_dataset(path.name, np.array(xs), np.array(ys), seed, str(path))
         raise ConfigError(f"{path}: unsupported data file type {path.suffix!r} (use .npz or .csv)")
-    return App(path.stem, f"user data {path.name}", load, encoder=encoder, steps=steps,
-               why="rate coding of the file's features (default for static feature tables)")
+    if path.suffix == ".npz" and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "lengths" in z.files:
+                    encoder = "frames"
+        except Exception:
+            pass   # load() reports the problem
+    why = ("frames: the series streamed over time, one resampled frame per step" if encoder == "frames"
+           else "rate coding of the file's features (default for static feature tables)")
+    return App(path.stem, f"user data {path.name}", load, encoder=encoder, steps=steps, why=why,
+               target=1, rule="compensated", max_pulses=32, threshold=4.0, epochs=4)
 
 
 def _site_file(package: str, *parts: str) -> Path:

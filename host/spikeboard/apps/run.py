@@ -42,7 +42,7 @@ def init_array(backend, seed: int) -> None:
         if l == p.layers - 1:
             t[l * per:(l + 1) * per] = p.g_ref
         else:
-            w = rng.uniform(-0.5, 0.5, per)
+            w = rng.uniform(-0.25, 0.5, per)   # biased positive so hidden neurons fire
             t[l * per:(l + 1) * per] = p.g_ref + np.round(w * win)
     backend.program(np.clip(t, p.g_min, p.g_max).astype(np.uint16), tolerance=max(1, win // 64), max_pulses=64)
 
