@@ -1,0 +1,149 @@
+/* libFuzzer harness for the board's front door: the COBS/CRC frame decoder
+ * and the command dispatcher of hal/ (sb_server_rx_buf) on a virtual chip.
+ *
+ * Input: one mode byte, then raw link bytes (see tests/fuzz/corpus.py):
+ *   mode % 3  0 unconfigured, 1 spec 32x32, 2 rram 16x16x3 with pulse-width levels
+ *   mode & 4  an asynchronous readout path (io.drain) that hands out events
+ * Besides the sanitizers, every frame the server sends is checked: it must
+ * decode (COBS, CRC), carry the response or event flag and fit the limits.
+ *
+ * Build (tests/fuzz/run.py does it):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ihal/include -I<dir of params.inc> \
+ *         tests/fuzz/fuzz_server.c hal/src/(*).c -o fuzz_server
+ * Without -DSB_FUZZ_NO_MAIN... libFuzzer provides main(); tests/sanitize/
+ * links the same file with its own main() under gcc. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb/chip.h"
+#include "sb/errors.h"
+#include "sb/params.h"
+#include "sb/proto.h"
+#include "sb/server.h"
+#include "params.inc"
+
+_Static_assert(sizeof fuzz_params_a == sizeof(sb_params_t), "params.inc is stale: rerun tests/fuzz/run.py");
+_Static_assert(sizeof fuzz_params_b == sizeof(sb_params_t), "params.inc is stale: rerun tests/fuzz/run.py");
+
+/* Counters the sanitizer driver prints: answers per command, errors. */
+unsigned long fuzz_answers[256], fuzz_errors, fuzz_events, fuzz_reboots, fuzz_frames_out;
+
+static sb_server_t server;
+static sb_chip_t chip;
+/* Snapshots of server+chip after init (and configure), restored per input:
+ * the pointers inside point at `server` and `chip`, which never move. */
+static sb_server_t snap_server[3];
+static sb_chip_t snap_chip[3];
+static int ready;
+static uint32_t ev_budget, ev_step, clock_us;
+
+static void fail(const char *what, const uint8_t *buf, size_t n) {
+    fprintf(stderr, "fuzz_server: bad frame out of the server: %s (%zu bytes)\n", what, n);
+    (void)buf;
+    abort();
+}
+
+static void io_tx(void *ctx, const uint8_t *buf, size_t n) {
+    (void)ctx;
+    uint8_t cmd, flags;
+    uint16_t seq;
+    static uint8_t payload[SB_MAX_PAYLOAD];
+    if (n < 2 || n > SB_MAX_FRAME) fail("length", buf, n);
+    if (buf[n - 1] != 0 || memchr(buf, 0, n - 1)) fail("delimiter", buf, n);
+    int len = sb_frame_decode(buf, n - 1, &cmd, &flags, &seq, payload, sizeof payload);
+    if (len < 0) fail("does not decode", buf, n);
+    if (!(flags & (SB_F_RESP | SB_F_EVENT))) fail("neither response nor event", buf, n);
+    fuzz_frames_out++;
+    if (cmd == SB_CMD_ERROR) {
+        if (len != (int)sizeof(sb_msg_error_t)) fail("error body", buf, n);
+        fuzz_errors++;
+    } else if (cmd == SB_CMD_EVENT) {
+        fuzz_events++;
+    } else {
+        fuzz_answers[cmd]++;
+    }
+}
+
+static uint32_t io_now_us(void *ctx) {
+    (void)ctx;
+    return clock_us += 7;
+}
+
+/* An ISR ring with a few events waiting and, now and then, an overflow. */
+static size_t io_drain(void *ctx, sb_event_t *ev, size_t max, uint32_t *overflow) {
+    (void)ctx;
+    size_t k = 0;
+    while (k < max && ev_budget) {
+        ev[k].t_us = clock_us += 3;
+        ev[k].step = ev_step++;
+        ev[k].mask = 0x5u << (ev_step % 8u);
+        ev[k].layer = (uint8_t)(ev_step % 3u);
+        memset(ev[k].pad, 0, sizeof ev[k].pad);
+        k++;
+        ev_budget--;
+    }
+    *overflow = (ev_step % 11u == 0u) ? 1u : 0u;
+    return k;
+}
+
+static void io_reboot(void *ctx) {
+    (void)ctx;
+    fuzz_reboots++;
+}
+
+static void setup(int mode, int drain) {
+    sb_server_io_t io;
+    memset(&io, 0, sizeof io);
+    io.tx = io_tx;
+    io.now_us = io_now_us;
+    io.drain = drain ? io_drain : NULL;
+    io.board = "fuzz-board-name-longer-than-16";
+    io.reboot = io_reboot;
+    io.reset_reason = (uint8_t)mode;
+    sb_server_init(&server, &io, sb_chip_port(&chip, NULL));
+    if (mode) {
+        sb_params_t p;
+        memcpy(&p, mode == 1 ? fuzz_params_a : fuzz_params_b, sizeof p);
+        if (sb_dev_configure(&server.dev, &p) != SB_OK) {
+            fprintf(stderr, "fuzz_server: params.inc does not configure\n");
+            abort();
+        }
+    }
+}
+
+static void init_once(void) {
+    for (int mode = 0; mode < 3; mode++) {
+        setup(mode, 0);
+        snap_server[mode] = server;
+        snap_chip[mode] = chip;
+    }
+    ready = 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!ready) init_once();
+    if (size < 1) return 0;
+    const int mode = data[0] % 3, drain = (data[0] & 4) != 0;
+    server = snap_server[mode];
+    chip = snap_chip[mode];
+    server.io.drain = drain ? io_drain : NULL;
+    ev_budget = drain ? 40u : 0u;
+    ev_step = 0;
+    sb_server_rx_buf(&server, data + 1, size - 1);
+    /* the server must still answer after whatever came before */
+    uint8_t hello[32];
+    int n = sb_frame_encode(SB_CMD_HELLO, 0, 0x1234, NULL, 0, hello);
+    /* the delimiter first ends whatever frame the input left open (it may be
+     * a HELLO itself), so count the answers only after it */
+    uint8_t delim = 0;
+    sb_server_rx_buf(&server, &delim, 1);
+    unsigned long before = fuzz_answers[SB_CMD_HELLO];
+    sb_server_rx_buf(&server, hello, (size_t)n);
+    if (fuzz_answers[SB_CMD_HELLO] != before + 1) {
+        fprintf(stderr, "fuzz_server: no HELLO answer after the input\n");
+        abort();
+    }
+    return 0;
+}
