@@ -98,18 +98,28 @@ size_t fw_uart_rx_available(void)
 }
 
 /* Move bytes from the TX ring into the data register while it is free,
- * one short critical section per byte (the ISR is the other consumer).
- * On silicon this moves one byte (TXE clears) and the TXE interrupt does the
- * rest. QEMU 7.2's stm32f2xx-usart never raises the TXE interrupt but sends
- * synchronously with TXE always set, so there this loop drains the ring. */
+ * up to FW_UART_PUMP_BURST bytes per short critical section (the ISR is the
+ * other consumer). On silicon this moves one byte (TXE clears) and the TXE
+ * interrupt does the rest. QEMU 7.2's stm32f2xx-usart never raises the TXE
+ * interrupt but sends synchronously with TXE always set, so there this loop
+ * drains the ring. */
+#define FW_UART_PUMP_BURST 32u
 static void fw_uart_tx_pump(void)
 {
     for (;;) {
         uint32_t m = fw_irq_save();
-        int more = (USART_SR(U) & USART_SR_TXE) && fw_uart_tx_step();
-        more = more && !fw_ring_empty(&s_tx);
+        uint32_t k = 0;
+        while (k < FW_UART_PUMP_BURST && (USART_SR(U) & USART_SR_TXE)) {
+            int b = fw_ring_get(&s_tx);
+            if (b < 0) {
+                break;
+            }
+            USART_DR(U) = (uint32_t)b;
+            k++;
+        }
+        s_stats.tx_bytes += k;
         fw_irq_restore(m);
-        if (!more) {
+        if (k < FW_UART_PUMP_BURST) {
             break;
         }
     }
@@ -125,12 +135,25 @@ static void fw_uart_tx_kick(void)
     fw_irq_restore(m);
 }
 
+/* Copies as much as fits into the ring at once (one index update per
+ * chunk), then starts the transmitter; a full ring waits for the shifter. */
 void fw_uart_write(const uint8_t *buf, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        while (!fw_ring_put(&s_tx, buf[i])) {
+    while (n > 0u) {
+        uint32_t h = s_tx.head;
+        uint32_t room = fw_ring_free(&s_tx);
+        uint32_t m = n < room ? (uint32_t)n : room;
+        if (m == 0u) {
             fw_uart_tx_kick();      /* ring full: wait for the shifter */
+            continue;
         }
+        for (uint32_t k = 0; k < m; k++) {
+            s_tx.buf[(h + k) & s_tx.mask] = buf[k];
+        }
+        __asm volatile("" ::: "memory");   /* data before index (single core) */
+        s_tx.head = h + m;
+        buf += m;
+        n -= m;
     }
     fw_uart_tx_kick();
 }

@@ -157,48 +157,97 @@ static int cell_coords(const sb_dev_t *d, uint16_t i, sb_op_t *o) {
     return SB_OK;
 }
 
+/* Pulse programs are streamed: the ops of a run of cells are built in
+ * batches of SB_MAX_OPS, the cell coordinates stepped rather than divided
+ * out per cell, and each batch goes to the port in one exec call; counters
+ * are summed per batch. The port sees the same ops in the same order as one
+ * call per cell, so the chip ends in the same state. */
+typedef struct {
+    size_t n;
+    uint32_t pot, dep, hold;
+} dev_batch_t;
+
+static int batch_flush(sb_dev_t *d, dev_batch_t *b) {
+    if (!b->n) return SB_OK;
+    int rc = d->port->exec(d->port->ctx, d->ops, b->n);
+    if (rc) return rc;
+    uint32_t moved = b->pot + b->dep;
+    d->cnt.pot += b->pot;
+    d->cnt.dep += b->dep;
+    d->cnt.pre += moved;
+    d->cnt.post += moved;
+    d->cnt.time_ps += (uint64_t)(moved + b->hold) * d->p.t_prog_ps;
+    b->n = 0; b->pot = b->dep = b->hold = 0;
+    return SB_OK;
+}
+
+static inline void coords_next(const sb_dev_t *d, sb_op_t *o) {
+    if (++o->col == d->p.cols) {
+        o->col = 0;
+        if (++o->row == d->p.rows) { o->row = 0; o->layer++; }
+    }
+}
+
+/* Add one cell's op (count > 0); flushes a full batch. */
+static inline int batch_add(sb_dev_t *d, dev_batch_t *b, const sb_op_t *at, int8_t polarity, uint16_t count) {
+    sb_op_t *q = &d->ops[b->n++];
+    *q = *at;
+    q->kind = polarity ? SB_OP_PROGRAM : SB_OP_HOLD;
+    q->polarity = polarity;
+    q->count = count;
+    if (polarity > 0) b->pot += count;
+    else if (polarity < 0) b->dep += count;
+    else b->hold += count;
+    return b->n == SB_MAX_OPS ? batch_flush(d, b) : SB_OK;
+}
+
 int sb_dev_pulse(sb_dev_t *d, uint16_t first, uint16_t n, int8_t polarity, uint16_t count) {
     if (!d->configured) return SB_ECONFIG;
     if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
     if (polarity < -1 || polarity > 1) return SB_EINVAL;
+    if (count == 0 || n == 0) return SB_OK;
+    sb_op_t o = {0};
+    cell_coords(d, first, &o);
+    dev_batch_t b = {0, 0, 0, 0};
     for (uint16_t k = 0; k < n; k++) {
-        sb_op_t o = {0};
-        cell_coords(d, (uint16_t)(first + k), &o);
-        o.kind = polarity ? SB_OP_PROGRAM : SB_OP_HOLD;
-        o.polarity = polarity;
-        o.count = count;
-        if (count == 0) continue;
-        int rc = d->port->exec(d->port->ctx, &o, 1);
+        int rc = batch_add(d, &b, &o, polarity, count);
         if (rc) return rc;
-        if (polarity > 0) d->cnt.pot += count;
-        if (polarity < 0) d->cnt.dep += count;
-        if (polarity) { d->cnt.pre += count; d->cnt.post += count; }
-        d->cnt.time_ps += (uint64_t)count * d->p.t_prog_ps;
+        coords_next(d, &o);
     }
-    return SB_OK;
+    return batch_flush(d, &b);
 }
 
 int sb_dev_update(sb_dev_t *d, uint16_t first, uint16_t n, const int8_t *count) {
     if (!d->configured) return SB_ECONFIG;
     if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
+    if (n == 0) return SB_OK;
+    sb_op_t o = {0};
+    cell_coords(d, first, &o);
+    dev_batch_t b = {0, 0, 0, 0};
     for (uint16_t k = 0; k < n; k++) {
         int8_t c = count[k];
-        if (!c) continue;
-        if (c == -128) return SB_EINVAL;
-        int rc = sb_dev_pulse(d, (uint16_t)(first + k), 1, c > 0 ? 1 : -1, (uint16_t)(c > 0 ? c : -c));
-        if (rc) return rc;
+        if (c) {
+            if (c == -128) {
+                int rc = batch_flush(d, &b);    /* the cells before it were applied */
+                return rc ? rc : SB_EINVAL;
+            }
+            int rc = c > 0 ? batch_add(d, &b, &o, 1, (uint16_t)c) : batch_add(d, &b, &o, -1, (uint16_t)-c);
+            if (rc) return rc;
+        }
+        coords_next(d, &o);
     }
-    return SB_OK;
+    return batch_flush(d, &b);
 }
 
 int sb_dev_read(sb_dev_t *d, uint16_t first, uint16_t n, uint16_t *g) {
     if (!d->configured) return SB_ECONFIG;
     if ((uint32_t)first + n > sb_dev_cells(d)) return SB_ERANGE;
+    sb_op_t o = {0};
+    if (n) cell_coords(d, first, &o);
     for (uint16_t k = 0; k < n; k++) {
-        sb_op_t o = {0};
-        cell_coords(d, (uint16_t)(first + k), &o);
         int rc = d->port->read_cell(d->port->ctx, o.layer, o.row, o.col, &g[k]);
         if (rc) return rc;
+        coords_next(d, &o);
     }
     d->cnt.reads += n;
     d->cnt.pre += n;

@@ -38,8 +38,10 @@ static void send_error(sb_server_t *s, uint8_t cmd, uint16_t seq, int code, uint
 
 /* Take what the asynchronous readout path gathered and, when the request
  * asked for events, send it as event frames; otherwise the events are dropped
- * here (the fires are in the response) and the ring never fills up. */
-static void flush_events(sb_server_t *s) {
+ * here (the fires are in the response) and the ring never fills up. Events
+ * are aggregated: during a request only full frames go out (final = 0), the
+ * rest at its end (final = 1), so a frame carries many steps' events. */
+static void flush_events(sb_server_t *s, int final) {
     if (s->io.drain) {
         for (;;) {
             uint32_t ov = 0;
@@ -52,14 +54,14 @@ static void flush_events(sb_server_t *s) {
             send_events(s);
         }
     }
-    if (s->streaming && s->nev) send_events(s);
+    if (final && s->streaming && s->nev) send_events(s);
 }
 
 /* Synchronous event capture, used when the system has no asynchronous readout. */
 static void on_fire(void *ctx, uint8_t layer, uint32_t step, uint32_t mask) {
     sb_server_t *s = ctx;
     if (!s->streaming || s->io.drain) return;
-    if (s->nev == SB_EVENTS_PER_FRAME) flush_events(s);
+    if (s->nev == SB_EVENTS_PER_FRAME) flush_events(s, 1);
     sb_event_t *e = &s->ev[s->nev++];
     e->t_us = s->io.now_us ? s->io.now_us(s->io.ctx) : 0;
     e->step = step;
@@ -191,9 +193,9 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             memcpy(masks + 4u * t, &mk, 4);
             if (trace) memcpy(vs + 4u * nn * t, v, 4u * nn);
             else if (t + 1 == m.steps) memcpy(vs, v, 4u * nn);
-            if (s->io.drain) flush_events(s);
+            if (s->io.drain) flush_events(s, 0);
         }
-        flush_events(s);
+        flush_events(s, 1);
         s->streaming = 0;
         memcpy(out, &r, sizeof r);
         return (int)need;
@@ -208,7 +210,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         sb_train_req_t tr = {m.steps, m.label, m.rule, m.target, m.max_pulses, 1, m.sample_id};
         sb_train_result_t res;
         rc = sb_learn_train(d, &tr, s->levels, &res);
-        flush_events(s);   /* training fires are not streamed: empty the ring */
+        flush_events(s, 1);   /* training fires are not streamed: empty the ring */
         if (rc) { *detail = m.label; return rc; }
         sb_msg_train_resp_t r;
         r.sample_id = m.sample_id;
