@@ -126,11 +126,37 @@ Settings: {html.escape(json.dumps(result['settings']))}.</p>
 <h2>Efficiency during inference, by OP convention</h2>
 <table><tr><th>convention</th><th>OPs</th><th>fJ/OP</th><th>TOPS/W</th><th>definition</th></tr>{ops}</table>
 <h2>Figures</h2>{''.join(f'<figure style="display:inline-block;width:48%"><img style="max-width:100%" src="{f}"><figcaption>{html.escape(c)}</figcaption></figure>' for f, c in figs)}
+{_link_html(result)}
 <h2>Counters (whole session)</h2><pre>{html.escape(json.dumps(result['counters'], indent=1))}</pre>
 <p>Versions: {html.escape(json.dumps(cfg['versions']))}</p></body></html>"""
     out = run / "report.html"
     out.write_text(page)
     return out
+
+
+def _link_html(result: dict) -> str:
+    """The link's retries and resynchronisations, injected faults, and the
+    board resets the session recovered from."""
+    link, resets = result.get("link"), result.get("board_resets")
+    if not link and not resets:
+        return ""
+    out = ["<h2>Link and board resets</h2>"]
+    if link:
+        st = link["stats"]
+        out.append("<p>" + ", ".join(f"{html.escape(k.replace('_', ' '))} <b>{v}</b>" for k, v in st.items()) + "</p>")
+        if link.get("faults"):
+            inj = link.get("injected") or {}
+            out.append(f"<p>Faults injected on purpose ({html.escape(link['faults'])}): "
+                       + ", ".join(f"{html.escape(k.replace('_', ' '))} {v}" for k, v in inj.items()) + "</p>")
+    if resets:
+        out.append(f"<p>Board resets survived: <b>{resets['count']}</b>; reset reason reported at the start: "
+                   f"{html.escape(str(resets.get('reset_reason_at_start')))}.</p>")
+        if resets.get("events"):
+            out.append("<table><tr><th>after sample</th><th>board reset by</th><th>seen as</th></tr>"
+                       + "".join(f"<tr><td>{e['applied']}</td><td>{html.escape(e['reason'])}</td>"
+                                 f"<td>{html.escape(e['error'][:120])}</td></tr>" for e in resets["events"])
+                       + "</table>")
+    return "\n".join(out)
 
 
 def _f(x) -> str:

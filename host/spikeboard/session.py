@@ -35,7 +35,8 @@ from .apps import get_app, prepare
 from .apps.base import App, Prepared
 from .backends import Backend, Counters, open_backend
 from .energy import energy_report
-from .errors import ConfigError, LinkError, SpikeboardError
+from .errors import ConfigError, DeviceError, LinkError, SpikeboardError
+from .link import BoardReset
 
 RUNS_DIR = Path("runs")
 
@@ -61,6 +62,8 @@ class SessionConfig:
     test_limit: int | None = None
     checkpoint_every: int = 100
     weights_run: str | None = None       # infer: the run whose weights to use
+    faults: str | None = None            # inject link faults, e.g. "corrupt=0.01,drop=0.005,seed=1"
+    max_recoveries: int = 50             # board resets / lost links survived before giving up
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -114,6 +117,9 @@ class Session:
         self.hooks = hooks or {}
         self.backend: Backend | None = None
         self._log = None
+        self.resets: list[dict] = []       # board resets the session recovered from
+        self.recoveries = 0
+        self._virtual = True
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -142,10 +148,11 @@ class Session:
             raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
         try:
             c = json.loads(cfg_file.read_text())["config"]
-        except (ValueError, KeyError) as e:
+            c["card"] = str(run_dir / "card.toml")
+            cfg = SessionConfig(**c)
+        except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{cfg_file}: unreadable ({e})") from None
-        c["card"] = str(run_dir / "card.toml")
-        return cls(SessionConfig(**c), run_dir, **kw)
+        return cls(cfg, run_dir, **kw)
 
     def app(self) -> App:
         if self.cfg.data:
@@ -202,10 +209,13 @@ class Session:
             f.flush()
             os.fsync(f.fileno())
 
-    def _checkpoint(self, applied: int) -> None:
+    def _checkpoint(self, applied: int, metrics: dict | None = None) -> None:
+        extra = {"metrics": metrics} if metrics is not None else {}
+        if self._virtual:
+            self._counters(applied)       # the image must be this session's state
         img = self.backend.read_image()
         if img is None:
-            self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": None})
+            self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": None, **extra})
             return
         d = self.dir / "checkpoints"
         d.mkdir(exist_ok=True)
@@ -213,7 +223,7 @@ class Session:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(img)
         os.replace(tmp, path)
-        self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": path.name})
+        self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": path.name, **extra})
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> dict:
@@ -225,7 +235,11 @@ class Session:
         data = self._prepare(app, params)
         self.log(f"data: {len(data.y_train)} train / {len(data.y_test)} test samples, {data.feature_info}; "
                  f"float baseline {data.baseline_accuracy if data.baseline_accuracy is not None else 'n/a'}")
-        self.backend = open_backend(self.cfg.backend, port=self.cfg.port, board=self.cfg.board)
+        self.backend = open_backend(self.cfg.backend, port=self.cfg.port, board=self.cfg.board,
+                                    faults=self.cfg.faults)
+        if self.cfg.faults:
+            self.log(f"link faults injected: {self.backend.faults.spec}")
+        self._params, self._data, self._st = params, data, st
         try:
             info = self._connect(params, resume)
             if self.cfg.mode == "train":
@@ -241,74 +255,147 @@ class Session:
         journal = self._journal() if resume else []
         applied = sum(1 for r in journal if r.get("type") == "sample")
         info = b.info()
-        want_hash = zlib.crc32(cards.params_bytes(params))
-        intact = resume and info.configured and info.card_hash == want_hash
-        if intact:
-            b.params = ffi.new("sb_params_t *", params[0])
-            intact = b.counters().samples == applied
+        self._virtual = info.virtual
+        if info.reset_reason == 1:
+            self.log("warning: board reset by watchdog before this session (its last reset)")
+        intact = resume and self._intact(info, applied)
         if not intact:
-            b.configure(params)
-            info = b.info()
             if resume and applied:
-                if info.virtual:
-                    self._restore(journal)
-                else:
-                    self.log(f"resume: real chip keeps its synapses; {applied} samples already applied")
+                self._rebuild()
+            else:
+                b.configure(params)
+            info = b.info()
         elif resume:
             self.log(f"resume: board still holds the session ({applied} samples applied)")
-        if info.reset_reason == 1:
-            self.log("warning: the board's last reset was by its watchdog")
         return info
 
-    def _restore(self, journal: list[dict]) -> None:
-        """Virtual chip lost its state: restore the last checkpoint, replay the rest."""
+    def _intact(self, info, applied: int) -> bool:
+        """Does the board still hold this session's state (configuration, and
+        on a virtual chip the count of applied samples)?"""
+        want_hash = zlib.crc32(cards.params_bytes(self._params))
+        if not (info.configured and info.card_hash == want_hash):
+            return False
+        self.backend.params = ffi.new("sb_params_t *", self._params[0])
+        return not self._virtual or self.backend.counters().samples == applied
+
+    def _rebuild(self) -> None:
+        """The board lost the session: configure it again; a virtual chip gets
+        the last checkpoint back and the samples journaled after it are applied
+        again, with their sample ids, so the state equals an uninterrupted run's.
+        A real chip kept its synapses: nothing is applied twice."""
+        b, st, data = self.backend, self._st, self._data
+        b.configure(self._params)
+        journal = self._journal()
+        samples = [r for r in journal if r.get("type") == "sample"]
+        if not self._virtual:
+            self.log(f"resume: real chip keeps its synapses; {len(samples)} samples already applied")
+            return
         ck = [r for r in journal if r.get("type") == "checkpoint" and r.get("image")]
-        self._replay_from = 0
+        start = 0
         if ck:
             last = ck[-1]
-            img = (self.dir / "checkpoints" / last["image"]).read_bytes()
-            self.backend.write_image(img)
-            self._replay_from = last["applied"]
-            self.log(f"resume: restored checkpoint after {last['applied']} samples")
-        else:
+            b.write_image((self.dir / "checkpoints" / last["image"]).read_bytes())
+            start = last["applied"]
+            self.log(f"resume: restored checkpoint after {start} samples")
+        elif samples:
             self.log("resume: no checkpoint, replaying from the start")
+        for r in samples[start:]:
+            b.train(data.x_train[r["index"]], int(data.y_train[r["index"]]), rule=st["rule"], target=st["target"],
+                    max_pulses=st["max_pulses"], sample_id=r["sample_id"])
+        if samples[start:]:
+            self.log(f"resume: re-applied {len(samples) - start} journaled samples to the restored chip")
+
+    # ------------------------------------------------------------------ recovery
+    def _guard(self, fn, *args):
+        """Run one step of the session against the board; if the board resets
+        or the link is lost meanwhile, recover (reconnect, restore, replay) and
+        run the step again. A step is a single sample, a checkpoint, or a whole
+        evaluation: nothing in it is journaled until it has completed."""
+        while True:
+            try:
+                return fn(*args)
+            except (BoardReset, LinkError) as e:
+                self._recover(e)
+
+    def _recover(self, err: Exception) -> None:
+        b = self.backend
+        while True:
+            self.recoveries += 1
+            if self.recoveries > self.cfg.max_recoveries:
+                raise LinkError(f"gave up after {self.cfg.max_recoveries} recoveries; last: {err}") from None
+            self.log(f"board or link fault: {err}; recovering")
+            try:
+                for k in range(6):
+                    try:
+                        b.reconnect()
+                        info = b.info()
+                        break
+                    except LinkError as e:
+                        err = e
+                        time.sleep(0.1 * (k + 1))
+                else:
+                    raise err
+                applied = sum(1 for r in self._journal() if r.get("type") == "sample")
+                if self._intact(info, applied):
+                    self.log("recovered: the board kept the session (link fault only)")
+                    return
+                reason = (info.RESET_REASONS[info.reset_reason] if info.reset_reason < len(info.RESET_REASONS)
+                          else f"reason {info.reset_reason}")
+                self.resets.append({"applied": applied, "reason": reason, "error": str(err)})
+                self.log(f"board reset by {reason} (reset {len(self.resets)} of this session) after "
+                         f"{applied} applied samples: restoring")
+                self._rebuild()
+                return
+            except (BoardReset, LinkError) as e:
+                err = e
+
+    def _counters(self, applied: int) -> Counters:
+        """Counters, checked against the journal: a virtual chip that counts
+        other than `applied` samples is not this session's any more."""
+        c = self.backend.counters()
+        if self._virtual and c.samples != applied:
+            raise BoardReset(f"the board counts {c.samples} applied samples, the journal {applied}")
+        return c
+
+    def _link_stats(self) -> dict | None:
+        link = getattr(self.backend, "link", None)
+        return link.stats.as_dict() if link is not None else None
 
     def _train(self, app: App, data: Prepared, params, st: dict, info, resume: bool) -> dict:
         b = self.backend
         journal = self._journal() if resume else []
         done = {(r["epoch"], r["pos"]) for r in journal if r.get("type") == "sample"}
         samples = [r for r in journal if r.get("type") == "sample"]
-        replay_from = getattr(self, "_replay_from", len(samples))
         N = len(data.y_train)
         epochs = st["epochs"]
         metrics = [json.loads(l) for l in (self.dir / "metrics.jsonl").read_text().splitlines()] \
             if resume and (self.dir / "metrics.jsonl").exists() else []
+        # an epoch's record rides with its end checkpoint: one cut between the two is made good here
+        for r in journal:
+            m = r.get("metrics")
+            if r.get("type") == "checkpoint" and m and not any(x["epoch"] == m["epoch"] for x in metrics):
+                metrics.append(m)
+                self._append("metrics.jsonl", m)
         prog = Progress(N * epochs, "train", self.quiet)
         prog.done = len(done)
-        # re-apply, to the restored state, the journaled samples after the checkpoint
-        for r in samples[replay_from:]:
-            x = data.x_train[r["index"]]
-            b.train(x, int(data.y_train[r["index"]]), rule=st["rule"], target=st["target"],
-                    max_pulses=st["max_pulses"], sample_id=r["sample_id"])
-        if samples[replay_from:]:
-            self.log(f"resume: re-applied {len(samples) - replay_from} journaled samples to the restored chip")
         applied = len(samples)
         if not resume:
-            self._init_array(params)
-            self._checkpoint(0)
+            self._guard(self._init_phase, params)
         for epoch in range(epochs):
             order = np.random.default_rng([self.cfg.seed, epoch, 0x7A]).permutation(N)
             if all((epoch, k) in done for k in range(N)) and any(m["epoch"] == epoch for m in metrics):
                 continue
-            c0 = b.counters()
+            l0 = self._link_stats()
+            c0 = self._guard(self._counters, applied)
             correct = seen = 0
             for pos in range(N):
                 if (epoch, pos) in done:
                     continue
                 i = int(order[pos])
                 sid = epoch * N + pos
-                r = b.train(data.x_train[i], int(data.y_train[i]), rule=st["rule"], target=st["target"],
-                            max_pulses=st["max_pulses"], sample_id=sid)
+                r = self._guard(lambda: self.backend.train(
+                    data.x_train[i], int(data.y_train[i]), rule=st["rule"], target=st["target"],
+                    max_pulses=st["max_pulses"], sample_id=sid))
                 self._append("journal.jsonl", {"type": "sample", "epoch": epoch, "pos": pos, "index": i,
                                                "sample_id": sid, "label": int(data.y_train[i]),
                                                "predicted": int(r.predicted), "pulses": int(r.pulses)})
@@ -318,18 +405,30 @@ class Session:
                 if self.hooks.get("after_sample"):
                     self.hooks["after_sample"](self, applied)
                 if applied % self.cfg.checkpoint_every == 0:
-                    self._checkpoint(applied)
+                    self._guard(self._checkpoint, applied)
                 prog.update(1, acc=f"{correct / seen:.3f}")
-            c1 = b.counters()
-            acc, c2 = self._evaluate(data, "epoch %d" % epoch)
-            rec = {"epoch": epoch, "train_running_accuracy": correct / seen if seen else None,
-                   "test_accuracy": acc, "train_counters": (c1 - c0).as_dict(),
-                   "eval_counters": (c2 - c1).as_dict(), "train_samples": seen}
+
+            def epoch_end():
+                c1 = self._counters(applied)
+                acc, c2 = self._evaluate(data, "epoch %d" % epoch)
+                rec = {"epoch": epoch, "train_running_accuracy": correct / seen if seen else None,
+                       "test_accuracy": acc, "train_counters": (c1 - c0).as_dict(),
+                       "eval_counters": (c2 - c1).as_dict(), "train_samples": seen}
+                self._checkpoint(applied, metrics=rec)
+                return rec
+
+            rec = self._guard(epoch_end)
+            l1 = self._link_stats()
+            if l1 is not None:   # how the link fared this epoch (the only field a noisy line changes)
+                rec = {**rec, "link": {k: l1[k] - l0[k] for k in l1}}
             metrics.append(rec)
             self._append("metrics.jsonl", rec)
-            self._checkpoint(applied)
-            self.log(f"epoch {epoch}: test accuracy {acc:.4f}")
-        return self._finish(app, data, params, st, metrics, info)
+            self.log(f"epoch {epoch}: test accuracy {rec['test_accuracy']:.4f}")
+        return self._guard(self._finish, app, data, params, st, metrics, info)
+
+    def _init_phase(self, params) -> None:
+        self._init_array(params)
+        self._checkpoint(0)
 
     def _init_array(self, params) -> None:
         """Start from zero weights: differential pairs both at Gmin (fresh
@@ -387,6 +486,16 @@ class Session:
         self._append("metrics.jsonl", rec)
         return self._finish(app, data, params, self._settings(app), [rec], info)
 
+    def _link_report(self) -> dict | None:
+        """Link statistics of the whole session (the last process's, on resume)
+        and what a fault plan injected."""
+        st = self._link_stats()
+        if st is None:
+            return None
+        inj = getattr(self.backend, "faults", None)
+        return {"stats": st, "faults": str(inj.spec) if inj is not None else None,
+                "injected": inj.stats.as_dict() if inj is not None else None}
+
     def _finish(self, app: App, data: Prepared, params, st: dict, metrics: list[dict], info) -> dict:
         b = self.backend
         g = b.read_conductance().reshape(params.layers, params.rows, params.cols)
@@ -428,6 +537,10 @@ class Session:
             "fj_per_op": e_infer.fj_per_op,
             "op_definitions": e_infer.op_definitions,
             "counters": total.as_dict(),
+            "link": self._link_report(),
+            "board_resets": {"count": len(self.resets), "events": self.resets,
+                             "reset_reason_at_start": info.RESET_REASONS[info.reset_reason]
+                             if info.reset_reason < len(info.RESET_REASONS) else info.reset_reason},
         }
         (self.dir / "energy.json").write_text(json.dumps({"total": e_total.as_dict(), "inference": e_infer.as_dict(),
                                                           "training": e_train.as_dict() if e_train else None}, indent=2))

@@ -10,10 +10,19 @@ NAMES = ("model", "emulator", "serial")
 def open_backend(name: str, *, port: str | None = None, board: str = "netduinoplus2", **kw) -> Backend:
     """Open a backend by name. serial needs a port URL; emulator starts QEMU
     unless a port URL of a running emulator is given."""
+    faults = kw.pop("faults", None)
+    if faults and name == "model":
+        raise ConfigError("--faults needs a link: use --backend emulator, serial or inproc")
+    if faults:
+        kw["faults"] = faults
     if name == "model":
         from .model import ModelBackend
 
         return ModelBackend()
+    if name == "inproc":   # the firmware's command server in process, over the whole wire protocol
+        from .inproc import InprocBackend
+
+        return InprocBackend(timeout=0.05, retries=5, **kw)
     if name == "serial":
         if not port:
             raise ConfigError("--backend serial needs --port (e.g. /dev/ttyACM0 or socket://host:port)")

@@ -10,18 +10,25 @@ class EmulatorBackend(RemoteBackend):
     name = "emulator"
 
     def __init__(self, board: str = "netduinoplus2", url: str | None = None, *, firmware=None,
-                 icount: int | None = None, timeout: float = 5.0, retries: int = 4):
+                 icount: int | None = None, timeout: float = 5.0, retries: int = 4, faults=None):
         self.emu = None
         if url is None:
             self.emu = Emulator(firmware or find_firmware(board), icount=icount)
             url = self.emu.start()
         try:
-            super().__init__(url, timeout=timeout, retries=retries)
+            super().__init__(url, timeout=timeout, retries=retries, faults=faults)
+            if self.link.faults is not None:
+                self.link.faults.on_reset = self._power_cut
             self.check_build()
         except Exception:
             if self.emu:
                 self.emu.stop()
             raise
+
+    def _power_cut(self, reason: int = 0) -> None:
+        """A fault plan's reset: the emulated board loses power mid-stream."""
+        if self.emu is not None:
+            self.emu.stop()
 
     def restart_board(self) -> None:
         """Kill and restart the emulated board (a power cycle): the firmware
@@ -30,11 +37,17 @@ class EmulatorBackend(RemoteBackend):
             self.reboot()
             return
         self.link.close()
-        url = self.emu.restart()
-        from ..link import Link
+        self.url = self.emu.restart()
+        super().reconnect()
 
-        self.link = Link(url, timeout=self.link.timeout, retries=self.link.retries, on_event=self._on_event)
-        self.url = url
+    def reconnect(self) -> None:
+        """Reopen the UART; an emulator that died (power cut) is started again."""
+        if self.emu is not None and not self.emu.alive():
+            self.link.close()
+            self.url = self.emu.start()
+        super().reconnect()
+        if self.emu is not None:
+            self.url = self.emu.url
 
     def close(self) -> None:
         super().close()

@@ -15,17 +15,33 @@ class ServerTransport:
 
     def __init__(self, board: str = "inproc"):
         self._out = bytearray()
-        self._chip = ffi.new("sb_chip_t *")
-        self._server = ffi.new("sb_server_t *")
         self._board = ffi.new("char[]", board.encode())
         self._tx = ffi.callback("void(void *, const uint8_t *, size_t)", self._on_tx)
-        io = ffi.new("sb_server_io_t *")
-        io.tx = self._tx
-        io.board = self._board
-        port = lib.sb_chip_port(self._chip, ffi.NULL)
-        lib.sb_server_init(self._server, io, port)
+        self._reboot_cb = ffi.callback("void(void *)", self._on_reboot)
+        self._pending_reboot = False
+        self.boots = 0
         self.timeout = 0.05
         self.closed = False
+        self.reboot(0)
+
+    def reboot(self, reason: int = 0) -> None:
+        """Reset the board: a fresh server on a fresh virtual chip (state lost),
+        reporting `reason` in HELLO (0 power-on, 1 watchdog, 2 software, 3 pin),
+        as firmware/src/main.c reports the reset cause it latched from RCC_CSR."""
+        self._out.clear()
+        self._chip = ffi.new("sb_chip_t *")
+        self._server = ffi.new("sb_server_t *")
+        self._io = ffi.new("sb_server_io_t *")
+        self._io.tx = self._tx
+        self._io.board = self._board
+        self._io.reboot = self._reboot_cb
+        self._io.reset_reason = reason
+        port = lib.sb_chip_port(self._chip, ffi.NULL)
+        lib.sb_server_init(self._server, self._io, port)
+        self.boots += 1
+
+    def _on_reboot(self, ctx):
+        self._pending_reboot = True     # RESET(board) asked: reboot once the response is out
 
     def _on_tx(self, ctx, buf, n):
         self._out += ffi.buffer(buf, n)
@@ -39,7 +55,14 @@ class ServerTransport:
         return len(self._out)
 
     def write(self, data: bytes) -> int:
-        lib.sb_server_rx_buf(self._server, data, len(data))
+        data = bytes(data)
+        for i in range(len(data)):
+            lib.sb_server_rx(self._server, data[i])
+            if self._pending_reboot:          # the bytes after a RESET(board) hit a booting board
+                self._pending_reboot = False
+                out = bytes(self._out)
+                self.reboot(2)
+                self._out += out
         return len(data)
 
     def read(self, n: int = 1) -> bytes:
@@ -59,7 +82,27 @@ class InprocBackend(RemoteBackend):
 
     name = "inproc"
 
-    def __init__(self, *, timeout: float = 0.5, retries: int = 3, transport=None):
+    def __init__(self, *, timeout: float = 0.5, retries: int = 3, transport=None, faults=None):
         self.transport = transport or ServerTransport()
-        super().__init__("inproc://", link=Link("inproc://", timeout=timeout, retries=retries,
-                                                transport=self.transport))
+        link = Link("inproc://", timeout=timeout, retries=retries, transport=self.transport, faults=faults,
+                    idle_gap=min(0.1, timeout / 2))
+        super().__init__("inproc://", link=link)
+        if link.faults is not None:
+            link.faults.on_reset = self.transport.reboot
+
+    def restart_board(self, reason: int = 0) -> None:
+        """Reset the in-process board (state lost), e.g. reason 1 for a watchdog bite."""
+        self.transport.reboot(reason)
+
+    def reconnect(self) -> None:
+        old = self.link
+        self.link = Link("inproc://", timeout=old.timeout, retries=old.retries, transport=self.transport,
+                         on_event=self._on_event, idle_gap=old.idle_gap, max_resends=old.max_resends,
+                         stats=old.stats)
+        if old.faults is not None:       # keep the fault plan going on the same stream
+            from ..faults import FaultyTransport
+
+            self.link.port = FaultyTransport(self.transport, old.faults)
+            self.link.faults = old.faults
+        self.link.stats.reconnects += 1
+        self._frames_seen = None

@@ -6,26 +6,44 @@ import numpy as np
 
 from .._hal import ffi, lib
 from ..cards import params_bytes
-from ..errors import ConfigError, LinkError
-from ..link import Link
+from ..errors import ConfigError, DeviceError, LinkError
+from ..link import BoardReset, Link
 from ..protocol import pack, unpack
 from .base import Backend, BoardInfo, Counters, ProgramResult, RULES, TrainResult, masks_to_spikes
 
 _PAYLOAD = lib.SB_MAX_PAYLOAD
+_MIN_CHUNK = 32          # smallest bulk payload the adaptive chunking goes down to
 
 
 class RemoteBackend(Backend):
     name = "serial"
 
-    def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 6, link: Link | None = None):
+    def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 6, link: Link | None = None,
+                 faults=None):
         self.url = url
         self.events: list[tuple[int, int, int, int]] = []   # (t_us, step, layer, mask)
         self.event_overflow = 0
-        self.link = link or Link(url, timeout=timeout, retries=retries, on_event=self._on_event)
+        self.link = link or Link(url, timeout=timeout, retries=retries, on_event=self._on_event, faults=faults)
         if link is not None:
             link.on_event = self._on_event
         self.params = None
         self.stats = None
+        self._frames_seen: int | None = None   # the board's good-frame count: drops only when it reboots
+
+    @property
+    def faults(self):
+        """The fault injector on this backend's link (tests, noisy-link drills), or None."""
+        return self.link.faults
+
+    def reconnect(self) -> None:
+        """Reopen the link to the same board (after it was lost or the board reset);
+        statistics and any fault plan carry over."""
+        old = self.link
+        old.close()
+        self.link = Link(self.url, timeout=old.timeout, retries=old.retries, on_event=self._on_event,
+                         faults=old.faults, idle_gap=old.idle_gap, max_resends=old.max_resends, stats=old.stats)
+        self.link.stats.reconnects += 1
+        self._frames_seen = None
 
     # -- plumbing ----------------------------------------------------------------
     def _on_event(self, body: bytes) -> None:
@@ -36,7 +54,26 @@ class RemoteBackend(Backend):
             self.events.append((e.t_us, e.step, e.layer, e.mask))
 
     def _req(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
-        return self.link.request(cmd, payload, timeout=timeout)
+        try:
+            return self.link.request(cmd, payload, timeout=timeout)
+        except DeviceError as e:
+            if e.code == lib.SB_ECONFIG and self.params is not None and cmd != lib.SB_CMD_CONFIGURE:
+                # we configured this board; now it says it is not: it was reset under us
+                raise BoardReset(f"{self.url}: the board lost its configuration (it was reset): {e}") from None
+            raise
+
+    def _bulk_req(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """A request of a bulk transfer. Chunk sizes follow the line: the link's
+        loss estimate picks the next one (Link.best_chunk). A request is never
+        cut short and sent again smaller: even a read counts on the chip (its
+        read energy), so it goes on with its sequence number until it is
+        through. Chunking never changes what the chip does."""
+        return self._req(cmd, payload, timeout)
+
+    @property
+    def _chunk(self) -> int:
+        """Bulk payload bytes per request: up to 1 KB on a clean line, less on a noisy one."""
+        return self.link.best_chunk(_PAYLOAD, _MIN_CHUNK)
 
     def close(self) -> None:
         self.link.close()
@@ -45,6 +82,7 @@ class RemoteBackend(Backend):
     def configure(self, params) -> int:
         body = self._req(lib.SB_CMD_CONFIGURE, params_bytes(params), timeout=max(self.link.timeout, 5.0))
         self.params = ffi.new("sb_params_t *", params[0])
+        self._frames_seen = None
         return int.from_bytes(body[:4], "little")
 
     def info(self) -> BoardInfo:
@@ -76,22 +114,25 @@ class RemoteBackend(Backend):
         p = self._p()
         nn = self.neurons()
         per_in = p.rows if p.pre_levels > 1 else (p.rows + 7) // 8
-        room_out = _PAYLOAD - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn)
+        budget = self._chunk
+        room_out = max(budget, 4 * nn + 64) - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn)
         out_per = 4 + (4 * nn if trace else 0)
-        return max(1, min(lib.SB_MAX_STEPS, room_out // out_per, (_PAYLOAD - 4) // per_in))
+        room_out = min(room_out, _PAYLOAD - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn))
+        return max(1, min(lib.SB_MAX_STEPS, room_out // out_per, (min(budget, _PAYLOAD) - 4) // per_in))
 
     def infer(self, spikes, *, reset=True, trace=False, events=False):
         x = self._check_spikes(spikes)
         nn = self.neurons()
-        chunk = self._steps_per_frame(trace)
         masks, vs = [], []
         v = np.zeros(nn, dtype=np.int32)
         flags = (lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0) | (lib.SB_INFER_TRACE if trace else 0) \
             | (lib.SB_INFER_EVENTS if events else 0)
-        for t0 in range(0, x.shape[0], chunk):
-            part = x[t0:t0 + chunk]
+        t0 = 0
+        while t0 < x.shape[0]:
+            part = x[t0:t0 + self._steps_per_frame(trace)]
             f = flags | (lib.SB_INFER_RESET if reset and t0 == 0 else 0)
-            body = self._req(lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=len(part), flags=f) + self._pack_spikes(part))
+            body = self._bulk_req(lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=len(part), flags=f)
+                                  + self._pack_spikes(part))
             hdr = unpack("sb_msg_infer_resp_t", body)
             off = ffi.sizeof("sb_msg_infer_resp_t")
             if hdr.steps != len(part) or hdr.neurons != nn:
@@ -103,6 +144,7 @@ class RemoteBackend(Backend):
                 vs.append(np.frombuffer(body, dtype="<i4", count=len(part) * nn, offset=off).reshape(len(part), nn))
             else:
                 v = np.frombuffer(body, dtype="<i4", count=nn, offset=off).copy()
+            t0 += len(part)
         out = masks_to_spikes(np.concatenate(masks), nn)
         return out, (np.concatenate(vs) if trace else v)
 
@@ -127,23 +169,24 @@ class RemoteBackend(Backend):
         n = self.cells - first if n is None else n
         self._check_cells(first, n)
         out = []
-        per = _PAYLOAD // 2
-        for a in range(first, first + n, per):
-            k = min(per, first + n - a)
-            body = self._req(lib.SB_CMD_READ_G, pack("sb_msg_read_t", first=a, n=k))
+        a = first
+        while a < first + n:
+            k = min(self._chunk // 2, first + n - a)
+            body = self._bulk_req(lib.SB_CMD_READ_G, pack("sb_msg_read_t", first=a, n=k))
             out.append(np.frombuffer(body, dtype="<u2", count=k))
+            a += k
         return np.concatenate(out) if out else np.zeros(0, np.uint16)
 
     def program(self, targets, *, first=0, tolerance=0, max_pulses=64):
         t = np.ascontiguousarray(targets, dtype="<u2").ravel()
         self._check_cells(first, len(t))
-        per = 256
         used, failed = [], []
-        for a in range(0, len(t), per):
-            part = t[a:a + per]
-            body = self._req(lib.SB_CMD_PROGRAM,
-                             pack("sb_msg_program_t", first=first + a, n=len(part), tolerance=tolerance,
-                                  max_pulses=max_pulses) + part.tobytes(), timeout=max(self.link.timeout, 30.0))
+        a = 0
+        while a < len(t):
+            part = t[a:a + min(256, self._chunk // 2)]
+            req = pack("sb_msg_program_t", first=first + a, n=len(part), tolerance=tolerance, max_pulses=max_pulses)
+            body = self._bulk_req(lib.SB_CMD_PROGRAM, req + part.tobytes(), timeout=max(self.link.timeout, 30.0))
+            a += len(part)
             off = ffi.sizeof("sb_msg_program_resp_t")
             used.append(np.frombuffer(body, dtype=np.uint8, count=len(part), offset=off))
             bits = np.frombuffer(body, dtype=np.uint8, offset=off + len(part))
@@ -155,12 +198,13 @@ class RemoteBackend(Backend):
         if polarity not in (-1, 0, 1):
             raise ConfigError(f"polarity must be -1, 0 or +1, got {polarity}")
         out = []
-        per = _PAYLOAD // 2
-        for a in range(first, first + n, per):
-            k = min(per, first + n - a)
-            body = self._req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=count, polarity=polarity),
-                             timeout=max(self.link.timeout, 30.0))
+        a = first
+        while a < first + n:
+            k = min(self._chunk // 2, first + n - a)
+            body = self._bulk_req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=count,
+                                                         polarity=polarity), timeout=max(self.link.timeout, 30.0))
             out.append(np.frombuffer(body, dtype="<u2", count=k))
+            a += k
         return np.concatenate(out)
 
     def age(self, seconds):
@@ -168,15 +212,17 @@ class RemoteBackend(Backend):
 
     # -- checkpoints -------------------------------------------------------------------------
     def read_image(self):
-        per = _PAYLOAD - 4
         body = self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=0, n=0, write=0))
         size = int.from_bytes(body[:4], "little")
         if size == 0:
             return None
         parts = []
-        for off in range(0, size, per):
-            k = min(per, size - off)
-            parts.append(self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=k, write=0))[4:4 + k])
+        off = 0
+        while off < size:
+            k = min(min(self._chunk, _PAYLOAD - 4), size - off)
+            body = self._bulk_req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=k, write=0))
+            parts.append(body[4:4 + k])
+            off += k
         return b"".join(parts)
 
     def write_image(self, image):
@@ -185,15 +231,24 @@ class RemoteBackend(Backend):
         size = int.from_bytes(body[:4], "little")
         if len(image) != size:
             raise ConfigError(f"device image has {len(image)} bytes, the board's has {size}")
-        for off in range(0, size, per):
-            part = image[off:off + per]
-            self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=len(part), write=1) + part)
+        off = 0
+        while off < size:
+            part = image[off:off + min(per, self._chunk)]
+            self._bulk_req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=len(part), write=1) + part)
+            off += len(part)
 
     # -- state -----------------------------------------------------------------------------
     def counters(self, clear=False):
         body = self._req(lib.SB_CMD_COUNTERS, bytes([lib.SB_COUNTERS_CLEAR if clear else 0]))
         c = unpack("sb_counters_t", body)
         self.stats = unpack("sb_msg_stats_t", body, ffi.sizeof("sb_counters_t"))
+        # the board's count of good frames only grows while it runs: a smaller one
+        # means it rebooted since we last asked, and its counters are not ours
+        if self._frames_seen is not None and self.stats.frames_ok < self._frames_seen:
+            self._frames_seen = None
+            raise BoardReset(f"{self.url}: the board rebooted (its frame count went back to "
+                             f"{self.stats.frames_ok})")
+        self._frames_seen = int(self.stats.frames_ok)
         return Counters.from_c(c)
 
     def reset(self, neurons=True, chip=False):
