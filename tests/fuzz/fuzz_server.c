@@ -10,8 +10,8 @@
  * Build (tests/fuzz/run.py does it):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ihal/include -I<dir of params.inc> \
  *         tests/fuzz/fuzz_server.c hal/src/(*).c -o fuzz_server
- * Without -DSB_FUZZ_NO_MAIN... libFuzzer provides main(); tests/sanitize/
- * links the same file with its own main() under gcc. */
+ * The file has no main(): libFuzzer provides it here, and tests/sanitize/driver.c
+ * links the same file with its own main() under gcc (ASan + UBSan). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
