@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +189,7 @@ class Card:
 
 
 def _fail(src: Path | str, where: str, msg: str) -> ConfigError:
-    return ConfigError(f"{src}: [{where}] {msg}")
+    return ConfigError(msg, file=src, field=f"[{where}]")
 
 
 def validate(raw: dict[str, Any], src: Path | str) -> dict[str, dict[str, Any]]:
@@ -240,13 +241,19 @@ def validate(raw: dict[str, Any], src: Path | str) -> dict[str, dict[str, Any]]:
     else:
         for k in ("table_p", "table_d"):
             t = s[k]
-            if len(t) < 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in t):
-                raise _fail(src, f"synapse.{k}", "needs at least 3 numbers (G in uS per pulse)")
+            if len(t) < 3:
+                raise _fail(src, f"synapse.{k}", f"needs at least 3 numbers (G in uS per pulse), got {len(t)}")
+            for j, x in enumerate(t):
+                if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
+                    raise _fail(src, f"synapse.{k}", f"item {j} is {x!r}, need a finite number (G in uS)")
         tp, td = np.asarray(s["table_p"], float), np.asarray(s["table_d"], float)
         if np.any(np.diff(tp) <= 0):
             raise _fail(src, "synapse.table_p", "must rise strictly")
         if np.any(np.diff(td) >= 0):
             raise _fail(src, "synapse.table_d", "must fall strictly")
+    if s["g_ref_us"] != -1.0 and not s["g_min_us"] <= s["g_ref_us"] <= s["g_max_us"]:
+        raise _fail(src, "synapse.g_ref_us", f"{s['g_ref_us']} outside [g_min_us, g_max_us] = "
+                                             f"[{s['g_min_us']}, {s['g_max_us']}] (or -1: the middle)")
     if s["stuck_min"] + s["stuck_max"] + s["stuck_open"] > 1.0:
         raise _fail(src, "synapse.stuck_*", "fractions add up to more than 1")
     return out
@@ -264,12 +271,21 @@ def load(name_or_path: str | Path) -> Card:
         if not p.exists():
             raise ConfigError(f"no device card named {name_or_path!r} (built-in: {', '.join(list_cards())})")
     if not p.exists():
-        raise ConfigError(f"{p}: device card file not found")
-    text = p.read_text()
+        raise ConfigError("device card file not found", file=p)
+    if p.is_dir():
+        raise ConfigError("is a directory, not a device card file", file=p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"broken TOML: not UTF-8 text (byte {e.start})", file=p) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=p) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: broken TOML: {e}") from None
+        m = re.search(r"line (\d+)", str(e))
+        src = text.splitlines()[int(m.group(1)) - 1].strip() if m and 0 < int(m.group(1)) <= len(text.splitlines()) else ""
+        raise ConfigError(f"broken TOML: {e}" + (f": {src[:60]!r}" if src else ""), file=p) from None
     data = validate(raw, p)
     return Card(data["card"]["name"], p, data, text)
 
@@ -358,8 +374,34 @@ def compile_card(card: Card, geometry: str | None = None, *, seed: int | None = 
     p.card_id = int(card.hash[:4], 16)
     field_ = ffi.new("char **")
     if lib.sb_params_check(p, ffi.cast("const char **", field_)) != 0:
-        raise ConfigError(f"card {card.name}: compiled parameter {ffi.string(field_[0]).decode()} out of range")
+        name = ffi.string(field_[0]).decode()
+        fields = _COMPILED_FROM.get(name, "")
+        raise ConfigError(f"compiled parameter {name} out of range" + (f" (from {fields})" if fields else "")
+                          + f" for geometry {geometry}", file=card.path or card.name,
+                          field=f"[{fields.split(',')[0]}]" if fields else None)
     return p
+
+
+#: card fields each compiled parameter (sb_params_check's names) comes from
+_COMPILED_FROM = {
+    "g_min/g_max": "synapse.g_min_us, synapse.g_max_us, synapse.g_full_us",
+    "g_ref": "synapse.g_ref_us",
+    "g_relax": "synapse.relax_frac",
+    "step_p": "synapse.nl_p, synapse.table_p, synapse.pulses",
+    "step_d": "synapse.nl_d, synapse.table_d, synapse.pulses",
+    "v_th": "neuron.threshold",
+    "v_min": "neuron.v_min",
+    "post_sat": "interface.saturation",
+    "post_gain": "synapse.g_min_us, synapse.g_max_us, synapse.g_full_us",
+    "post_shift": "synapse.g_min_us, synapse.g_max_us, synapse.g_full_us",
+    "v_th + 2*post_sat": "neuron.threshold, interface.saturation",
+    "v_min - 2*post_sat": "neuron.v_min, interface.saturation",
+    "pre_levels": "interface.pre_levels",
+    "stuck fractions": "synapse.stuck_min, synapse.stuck_max, synapse.stuck_open",
+    "t_step_ps": "timing.step_ns",
+    "cols (odd on a differential layer)": "geometry.differential",
+    "diff_mask": "geometry.differential",
+}
 
 
 def params_bytes(p) -> bytes:

@@ -7,14 +7,75 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import pkgutil
 import sys
 import traceback
 
 from . import __version__
-from .errors import SpikeboardError
+from .errors import ConfigError, SpikeboardError
 
 SCHEMA_VERSION = 1
+
+#: Numeric options, checked in one place after parsing: dest -> (low, high), None
+#: for no bound. A command module adds its own with a module-level LIMITS dict of
+#: the same form (its entries win). Floats must also be finite.
+LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "seed": (0, 2**32 - 1),
+}
+#: URL schemes pyserial opens (serial_for_url); anything else is a typo
+PORT_SCHEMES = ("socket", "rfc2217", "loop", "spy", "hwgrep", "alt")
+
+
+class UsageError(SpikeboardError):
+    """A command line argparse rejects (unknown option, bad choice, not a number)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 1 like every other bad input."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _bounds(lo, hi) -> str:
+    f = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    if lo is not None and hi is not None:
+        return f"in [{f(lo)}, {f(hi)}]"
+    return f">= {f(lo)}" if lo is not None else f"<= {f(hi)}"
+
+
+def check_options(args, limits: dict | None = None) -> None:
+    """Range-check numeric options and the form of --port; ConfigError names the option."""
+    for dest, (lo, hi) in {**LIMITS, **(limits or {})}.items():
+        v = getattr(args, dest, None)
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        opt = f"--{dest.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{dest.replace('_', '-')} {v}"
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError("must be a finite number", field=opt)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(f"must be {_bounds(lo, hi)}", field=opt)
+    port = getattr(args, "port", None)
+    if port is not None:
+        check_port(port)
+
+
+def check_port(port: str) -> None:
+    """A serial device path or a pyserial URL; socket:// needs HOST:PORT."""
+    where = f"--port {port}"
+    if not port.strip():
+        raise ConfigError("empty (give /dev/ttyACM0 or socket://HOST:PORT)", field="--port")
+    if "://" not in port:
+        return                      # a device path: the link reports when it cannot open it
+    scheme, rest = port.split("://", 1)
+    if scheme not in PORT_SCHEMES:
+        raise ConfigError(f"unknown URL scheme {scheme!r} (use a device path such as /dev/ttyACM0, "
+                          f"or one of {', '.join(s + '://' for s in PORT_SCHEMES)})", field=where)
+    if scheme in ("socket", "rfc2217"):
+        host, _, num = rest.split("?", 1)[0].rpartition(":")
+        if not host or not num.isdigit() or not 1 <= int(num) <= 65535:
+            raise ConfigError(f"need {scheme}://HOST:PORT with PORT in 1..65535", field=where)
 
 
 def common_parents() -> dict[str, argparse.ArgumentParser]:
@@ -47,8 +108,14 @@ def _commands():
             yield importlib.import_module(f"{commands.__name__}.{m.name}")
 
 
+def _command_names() -> set[str]:
+    from . import commands
+
+    return {m.name for m in pkgutil.iter_modules(commands.__path__)}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="spikeboard",
         description="Drive, model and measure an integrated neuromorphic chip: firmware, "
                     "bit-exact chip model, on-chip learning and per-op energy.")
@@ -57,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_parents()
     for mod in _commands():
         p = mod.register(sub, common)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _limits=getattr(mod, "LIMITS", {}))
     return parser
 
 
@@ -69,8 +136,18 @@ def log(args, *msg) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        argv = sys.argv[1:] if argv is None else argv
+        debug = "--debug" in argv
+        if debug:
+            traceback.print_exc()
+        cmd = next((a for a in argv if not a.startswith("-")), None)
+        print(f"spikeboard{' ' + cmd if cmd in _command_names() else ''}: error: {e}", file=sys.stderr)
+        return 1
+    try:
+        check_options(args, args._limits)
         result = args._run(args)
     except SpikeboardError as e:
         if getattr(args, "debug", False):
@@ -79,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"spikeboard {args.command}: interrupted", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file or device the user named cannot be read or written
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"spikeboard {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except Exception as e:  # a bug: one line unless --debug
         if getattr(args, "debug", False):

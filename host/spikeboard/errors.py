@@ -7,7 +7,18 @@ class SpikeboardError(Exception):
 
 
 class ConfigError(SpikeboardError):
-    """A device card, parameter block, data file or argument is invalid."""
+    """A device card, parameter block, data file or argument is invalid.
+
+    Bad input is reported on one line that names where the problem is:
+    ConfigError(msg, file=path, field=where) reads "path: where: msg" (field is a
+    card field such as [synapse.c2c], a data array such as X, a CSV position such
+    as "line 7, column 3 (g_us)", or an option such as --geometry)."""
+
+    def __init__(self, message: str, *, file=None, field: str | None = None):
+        self.file = None if file is None else str(file)
+        self.field = field
+        prefix = "".join(f"{p}: " for p in (self.file, field) if p)
+        super().__init__(prefix + message)
 
 
 class LinkError(SpikeboardError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ FILES = {
     "endurance.csv": (("pulses", "g_high_us", "g_low_us"), ("cell",), ()),
     "neuron.csv": (("input", "rate_hz"), ("neuron",), ()),
 }
+#: file: (column, grouping columns): the column must not decrease down the file
+#: within a group (a clock or a pulse counter that goes back is a broken log)
+ORDER = {
+    "retention.csv": ("time_s", ("cell", "level")),
+    "endurance.csv": ("pulses", ("cell",)),
+}
+#: file: (column, grouping columns): the column must not repeat within a group
+UNIQUE = {
+    "pd.csv": ("pulse", ("cell", "cycle", "branch")),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,14 @@ class Table:
     meta: dict[str, str]
     cols: dict[str, np.ndarray]
     lines: np.ndarray            # file line number of each row
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
 
 
 def read_csv(path: Path) -> Table:
@@ -53,7 +72,13 @@ def read_csv(path: Path) -> Table:
     except OSError as e:
         raise ConfigError(f"{path}: cannot open: {e.strerror}") from None
     with f:
-        for ln, raw in enumerate(f, start=1):
+        try:
+            text_lines = list(f)
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); need a CSV file") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        for ln, raw in enumerate(text_lines, start=1):
             s = raw.strip()
             if not s:
                 continue
@@ -66,6 +91,12 @@ def read_csv(path: Path) -> Table:
             fields = next(csv.reader([s]))
             if header is None:
                 header = [h.strip() for h in fields]
+                num = [i for i, h in enumerate(header) if _is_number(h)]
+                if num:
+                    raise ConfigError(f"{path}: line {ln}, column {num[0] + 1}: header line missing or wrong: "
+                                      f"{header[num[0]]!r} is a number, the first line that is not a comment "
+                                      f"must name the columns "
+                                      f"(needs {', '.join(req + text)}; optional {', '.join(opt)})")
                 for i, h in enumerate(header):
                     if header.index(h) != i:
                         raise ConfigError(f"{path}: line {ln}, column {i + 1}: duplicate column {h!r}")
@@ -80,7 +111,7 @@ def read_csv(path: Path) -> Table:
             rows.append(fields)
             lines.append(ln)
     if header is None:
-        raise ConfigError(f"{path}: line 1, column 1: no header line")
+        raise ConfigError(f"{path}: line 1, column 1: no header line" + ("" if text_lines else " (empty file)"))
     if not rows:
         raise ConfigError(f"{path}: line {len(lines) + 2}, column 1: no data rows")
     cols: dict[str, np.ndarray] = {}
@@ -106,7 +137,42 @@ def read_csv(path: Path) -> Table:
                     raise ConfigError(f"{path}: line {ln}, column {ci + 1} ({h}): {x:g} is negative")
                 vals.append(x)
             cols[h] = np.array(vals)
+    _check_order(path, header, cols, lines)
     return Table(path, meta, cols, np.array(lines))
+
+
+def _group(groups, cols, g) -> str:
+    names = [n for n in groups if n in cols]
+    return (" for " + ", ".join(f"{n} {x:g}" if isinstance(x, float) else f"{n} {x}" for n, x in zip(names, g))) if g else ""
+
+
+def _check_order(path: Path, header: list[str], cols: dict[str, np.ndarray], lines: list[int]) -> None:
+    """ORDER and UNIQUE of one file, errors at the offending line."""
+    for rules, kind in ((ORDER, "order"), (UNIQUE, "unique")):
+        if path.name not in rules:
+            continue
+        col, groups = rules[path.name]
+        keys = [cols[g] for g in groups if g in cols]
+        ci = header.index(col) + 1
+        last: dict[tuple, tuple[float, int]] = {}
+        seen: dict[tuple, int] = {}
+        for i, ln in enumerate(lines):
+            g = tuple(k[i] for k in keys)
+            v = cols[col][i]
+            if kind == "order":
+                if g in last and v < last[g][0]:
+                    p, pl = last[g]
+                    raise ConfigError(f"{path}: line {ln}, column {ci} ({col}): {v:g} goes back from {p:g} on line "
+                                      f"{pl}" + _group(groups, cols, g)
+                                      + f" ({col} must not decrease down the file)")
+                last[g] = (v, ln)
+            else:
+                if "branch" in cols and cols["branch"][i] == "H":   # holds are not fitted
+                    continue
+                if (g, v) in seen:
+                    raise ConfigError(f"{path}: line {ln}, column {ci} ({col}): {v:g} repeats line {seen[(g, v)]}"
+                                      + _group(groups, cols, g))
+                seen[(g, v)] = ln
 
 
 # ---------------------------------------------------------------- fits per data set
@@ -167,10 +233,11 @@ def _fit_pd(t: Table, mode: str, acc: _Acc) -> None:
     for (ce, cy, b), d in curves.items():
         n = max(d) + 1
         if sorted(d) != list(range(n)) or n < 3:
-            raise ConfigError(f"{t.path}: cell {ce:g} cycle {cy:g} branch {b}: pulses must run 0..N without gaps, N >= 2")
+            raise ConfigError(f"{t.path}: column pulse: cell {ce:g} cycle {cy:g} branch {b}: pulses must run 0..N "
+                              f"without gaps, N >= 2 (got {len(d)} pulse numbers, highest {n - 1})")
         (P if b == "P" else D)[(ce, cy)] = np.array([d[k] for k in range(n)])
     if not P or not D:
-        raise ConfigError(f"{t.path}: needs both P and D branches")
+        raise ConfigError(f"{t.path}: column branch: needs both P and D branches (has {', '.join(sorted(set(br))) or 'none'})")
     nP, nD = min(len(v) for v in P.values()), min(len(v) for v in D.values())
     normP, normD, ranges, lows, highs = [], [], [], [], []
     cell_win: dict[float, list[float]] = {}
@@ -197,6 +264,8 @@ def _fit_pd(t: Table, mode: str, acc: _Acc) -> None:
             highs.append(x[0])
             lows.append(x[-1])
             steps.setdefault((key[0], "D"), []).append(np.diff(x))
+    if not normP or not normD:
+        raise ConfigError(f"{t.path}: column g_us: the conductance never changes within a cycle: no window to fit")
     mp, md = np.mean(normP, axis=0), np.mean(normD, axis=0)
     gmin, gmax = float(np.mean(lows)), float(np.mean(highs))
     W = gmax - gmin
@@ -257,7 +326,7 @@ def _fit_retention(t: Table, acc: _Acc, gmin: float, gmax: float) -> None:
     levels = np.unique(c["level"])
     times = np.unique(c["time_s"])
     if len(times) < 3:
-        raise ConfigError(f"{t.path}: needs at least 3 distinct times")
+        raise ConfigError(f"{t.path}: column time_s: needs at least 3 distinct times, has {len(times)}")
     G = np.full((len(times), len(levels)), np.nan)
     for j, lv in enumerate(levels):
         for k, tt in enumerate(times):
@@ -266,7 +335,7 @@ def _fit_retention(t: Table, acc: _Acc, gmin: float, gmax: float) -> None:
                 G[k, j] = c["g_us"][m].mean()
     keep = ~np.any(np.isnan(G), axis=0)
     if keep.sum() < 2:
-        raise ConfigError(f"{t.path}: needs at least 2 levels read at every time")
+        raise ConfigError(f"{t.path}: column level: needs at least 2 levels read at every time")
     G = G[:, keep]
     f = fit_relaxation(times, G)
     s = acc.synapse
@@ -293,7 +362,7 @@ def _fit_endurance(t: Table, acc: _Acc, base_endurance: float) -> None:
     ns = np.unique(c["pulses"])
     W = np.array([np.mean((c["g_high_us"] - c["g_low_us"])[c["pulses"] == n]) for n in ns])
     if len(ns) < 3:
-        raise ConfigError(f"{t.path}: needs at least 3 checkpoints")
+        raise ConfigError(f"{t.path}: column pulses: needs at least 3 checkpoints, has {len(ns)}")
     w0 = float(np.mean(W[:3]))
     noise = float(np.std(W[:3], ddof=1))
     tol = max(3 * noise, 0.02 * w0)
@@ -339,6 +408,8 @@ def _fit_neuron(t: Table, acc: _Acc, base_step_ns: float) -> None:
             step_ns = float(t.meta["step_ns"])
         except ValueError:
             raise ConfigError(f"{t.path}: metadata step_ns = {t.meta['step_ns']!r} is not a number") from None
+        if not (math.isfinite(step_ns) and step_ns > 0):
+            raise ConfigError(f"{t.path}: metadata step_ns = {t.meta['step_ns']!r} must be a positive number")
         acc.timing["step_ns"] = step_ns
         acc.source["timing.step_ns"] = "neuron.csv (# step_ns)"
     else:
@@ -466,10 +537,19 @@ def fit_card(data_dir: str | Path, *, base: str | Path = "spec", mode: str = "ex
                            f"Fields not listed below as fitted come from card {base_card.name}.\n"
                      + "\n".join(f"fitted {k}: {v}" for k, v in acc.source.items()))
     out_path = Path(out) if out is not None else d / f"{name}.toml"
+    if out_path.is_dir():
+        raise ConfigError("is a directory; give the card file to write", field=f"--output {out_path}")
+    # validate and compile before anything is written, then replace atomically:
+    # a failed fit never clobbers a card already at out_path
+    try:
+        card = cardlib.Card(name, out_path, cardlib.validate(cardlib.tomllib.loads(text), out_path), text)
+        cardlib.compile_card(card)
+    except ConfigError as e:
+        raise ConfigError(f"{d}: the data give an invalid card, nothing written: {e}") from None
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text)
-    card = cardlib.load(out_path)        # validates what we wrote
-    cardlib.compile_card(card)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out_path)
     png = out_path.with_suffix(".png")
     _figure(acc, png)
     values = {}

@@ -120,33 +120,68 @@ def baseline(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_tes
         from sklearn.linear_model import LogisticRegression
     except ImportError:  # the apps extra is missing: no baseline, said in the report
         return None
+    if len(np.unique(y_train)) < 2:
+        return None
     clf = LogisticRegression(max_iter=3000)
     clf.fit(f_train.reshape(len(f_train), -1), y_train)
     return float(clf.score(f_test.reshape(len(f_test), -1), y_test))
 
 
-def check_labels(y: np.ndarray, where: str) -> np.ndarray:
+def check_features(x, where: str, field: str = "X") -> np.ndarray:
+    """A feature table (samples, features) of finite numbers; errors name where and field."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf":
+        raise ConfigError(f"dtype {x.dtype}: need numbers (integers or floats)", file=where, field=field)
+    if x.ndim != 2:
+        raise ConfigError(f"shape {x.shape}: need (samples, features)", file=where, field=field)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ConfigError(f"shape {x.shape}: no {'samples' if x.shape[0] == 0 else 'features'}",
+                          file=where, field=field)
+    x = x.astype(float)
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ConfigError(f"NaN or infinity at sample {bad[0]}, feature {bad[1]}", file=where, field=field)
+    return x
+
+
+def check_labels(y, where: str, field: str = "y", samples: int | None = None) -> np.ndarray:
+    """Labels: one column of whole numbers >= 0, one per sample, at least two
+    classes with at least two samples each (one for each split)."""
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ConfigError(f"{where}: labels must be one column, got shape {y.shape}")
+        raise ConfigError(f"labels must be one column, got shape {y.shape}", file=where, field=field)
     if y.size == 0:
-        raise ConfigError(f"{where}: no samples")
+        raise ConfigError("no samples", file=where, field=field)
+    if samples is not None and y.size != samples:
+        raise ConfigError(f"{y.size} labels for {samples} samples", file=where, field=field)
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(int)
-        else:
-            raise ConfigError(f"{where}: labels must be integers 0..classes-1")
+        ok = np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+        if not ok:
+            bad = 0
+            if np.issubdtype(y.dtype, np.floating):
+                bad = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(np.nan_to_num(y))))[0])
+            raise ConfigError(f"labels must be whole numbers 0..classes-1 (dtype {y.dtype}; "
+                              f"sample {bad} is {y[bad].item()!r})", file=where, field=field)
+        y = y.astype(np.int64)
     if y.min() < 0:
-        raise ConfigError(f"{where}: negative label {y.min()}")
-    return y.astype(np.int64)
+        raise ConfigError(f"negative label {y.min()} at sample {int(np.argmin(y))}", file=where, field=field)
+    y = y.astype(np.int64)
+    present, counts = np.unique(y, return_counts=True)
+    if len(present) < 2:
+        raise ConfigError(f"only one class (label {present[0]}): need at least 2", file=where, field=field)
+    if counts.min() < 2:
+        lone = present[counts < 2]
+        raise ConfigError(f"label(s) {', '.join(map(str, lone[:5]))} have a single sample: each class needs "
+                          "at least 2 (one for the training split, one for the test split)", file=where, field=field)
+    return y
 
 
 def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
             test_limit: int | None = None, neurons: int | None = None) -> Prepared:
     ds = app.load(seed)
     if neurons is not None and ds.classes > neurons:
-        raise ConfigError(f"{app.name}: {ds.classes} classes need {ds.classes} output neurons, "
-                          f"the array's last layer has {neurons}")
+        raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, "
+                          f"the array's last layer has {neurons}", file=ds.name, field="y")
     ytr, yte = ds.y_train, ds.y_test
     if ds.kind == "table":
         ftr, fte, info = table_features(ds.x_train, ds.x_test, rows)
@@ -156,6 +191,9 @@ def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
         ftr, fte, info = ds.x_train, ds.x_test, "multichannel series, standardised per channel"
     if train_limit:
         ftr, ytr = _take(ftr, train_limit), ytr[:train_limit]
+        if len(np.unique(ytr)) < 2:
+            raise ConfigError(f"the first {len(ytr)} training samples hold only label {ytr[0]}: "
+                              "raise the limit", field=f"--train-limit {train_limit}")
     if test_limit:
         fte, yte = _take(fte, test_limit), yte[:test_limit]
     ids_tr = np.arange(len(ytr))

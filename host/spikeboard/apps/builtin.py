@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .base import App, Dataset, check_labels, register
+from .base import App, Dataset, check_features, check_labels, register
 
 
 def stratified_split(n: int, y: np.ndarray, seed: int, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
@@ -24,14 +24,9 @@ def stratified_split(n: int, y: np.ndarray, seed: int, test_fraction: float = 0.
 
 
 def table_dataset(name: str, x: np.ndarray, y: np.ndarray, seed: int, source: str) -> Dataset:
-    y = check_labels(y, name)
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 2 or len(x) != len(y):
-        raise ConfigError(f"{name}: features must be (samples, features) with one label each; "
-                          f"got {x.shape} and {len(y)} labels")
-    if not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ConfigError(f"{name}: NaN or infinity at sample {bad[0]}, feature {bad[1]}")
+    """Validated (check_features, check_labels: errors name `name` and X or y) and split."""
+    x = check_features(x, name)
+    y = check_labels(y, name, samples=len(x))
     tr, te = stratified_split(len(y), y, seed)
     return Dataset(name, x[tr], y[tr], x[te], y[te], int(y.max()) + 1, "table", source)
 
@@ -59,63 +54,15 @@ def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder
     """A lab's own data file as an application: NPZ with arrays X (samples,
     features) and y; NPZ time series with X (total_frames, channels),
     lengths (frames per sample) and y (one label per sample), streamed with
-    the frames encoder; or a CSV with a header row and a label column."""
+    the frames encoder; or a CSV with a header row and a label column.
+
+    The file is read strictly: every problem is a ConfigError naming the file
+    and the array (X, y, lengths) or the CSV line and column."""
     path = Path(path)
 
     def load(seed: int) -> Dataset:
-        if not path.exists():
-            raise ConfigError(f"{path}: data file not found")
-        if path.suffix == ".npz":
-            try:
-                z = np.load(path, allow_pickle=False)
-            except Exception as e:
-                raise ConfigError(f"{path}: not a readable NPZ file ({e})") from None
-            missing = [k for k in ("X", "y") if k not in z.files]
-            if missing:
-                raise ConfigError(f"{path}: missing array(s) {', '.join(missing)} (have {', '.join(z.files) or 'none'})")
-            x, y = z["X"], z["y"]
-            if x.dtype.kind not in "iuf":
-                raise ConfigError(f"{path}: X has dtype {x.dtype}, need numbers")
-            if "lengths" in z.files:
-                # time series: X is (total_frames, channels), lengths per sample, one label each
-                if x.ndim != 2:
-                    raise ConfigError(f"{path}: with lengths, X must be (total_frames, channels), got {x.shape}")
-                if not np.all(np.isfinite(x)):
-                    bad = np.argwhere(~np.isfinite(x))[0]
-                    raise ConfigError(f"{path}: NaN or infinity at frame {bad[0]}, channel {bad[1]}")
-                series = split_lengths(x, z["lengths"], str(path))
-                return series_dataset(path.name, series, y, seed, str(path), "frames")
-            return table_dataset(path.name, x, y, seed, str(path))
-        if path.suffix == ".csv":
-            import csv
-
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            if not rows:
-                raise ConfigError(f"{path}: empty file")
-            head = [h.strip() for h in rows[0]]
-            if label not in head:
-                raise ConfigError(f"{path}: no '{label}' column in the header ({', '.join(head)})")
-            li = head.index(label)
-            xs, ys = [], []
-            for ln, r in enumerate(rows[1:], start=2):
-                if not r:
-                    continue
-                if len(r) != len(head):
-                    raise ConfigError(f"{path}: line {ln}: {len(r)} columns, header has {len(head)}")
-                vals = []
-                for ci, v in enumerate(r):
-                    try:
-                        vals.append(float(v))
-                    except ValueError:
-                        raise ConfigError(f"{path}: line {ln}, column {head[ci]}: {v!r} is not a number") from None
-                ys.append(vals.pop(li))
-                xs.append(vals)
-            if not xs:
-                raise ConfigError(f"{path}: no data rows")
-            return table_dataset(path.name, np.array(xs), np.array(ys), seed, str(path))
-        raise ConfigError(f"{path}: unsupported data file type {path.suffix!r} (use .npz or .csv)")
-    if path.suffix == ".npz" and path.exists():
+        return _read_user_data(path, label, seed)
+    if path.suffix == ".npz" and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "lengths" in z.files:
@@ -126,6 +73,118 @@ def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder
            else "rate coding of the file's features (default for static feature tables)")
     return App(path.stem, f"user data {path.name}", load, encoder=encoder, steps=steps, why=why,
                target=1, rule="compensated", max_pulses=32, threshold=4.0, epochs=4)
+
+
+_USER_CACHE: dict[tuple, Dataset] = {}
+
+
+def _read_user_data(path: Path, label: str, seed: int) -> Dataset:
+    """Read and validate a data file once per (file content, seed): the CLI checks
+    a file before it creates a run folder, and the session reads it again."""
+    if not path.exists():
+        raise ConfigError("data file not found", file=path)
+    if path.is_dir():
+        raise ConfigError("is a directory, not a data file (.npz or .csv)", file=path)
+    if path.suffix not in (".npz", ".csv"):
+        raise ConfigError(f"unsupported data file type {path.suffix!r} (use .npz or .csv)", file=path)
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()   # content, not mtime: rewrites can share a tick
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    key = (str(path.resolve()), digest, label, seed)
+    if key not in _USER_CACHE:
+        ds = _read_npz(path, seed) if path.suffix == ".npz" else _read_csv(path, label, seed)
+        _USER_CACHE.clear()
+        _USER_CACHE[key] = ds
+    return _USER_CACHE[key]
+
+
+def _read_npz(path: Path, seed: int) -> Dataset:
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    if magic != b"PK":
+        raise ConfigError("not an NPZ archive (write it with numpy.savez(path, X=..., y=...))", file=path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise ConfigError(f"not a readable NPZ file ({e})", file=path) from None
+    with z:
+        missing = [k for k in ("X", "y") if k not in z.files]
+        if missing:
+            raise ConfigError(f"missing array(s) {', '.join(missing)} (have {', '.join(z.files) or 'none'})",
+                              file=path)
+        arrays = {}
+        for k in ("X", "y", "lengths"):
+            if k in z.files:
+                try:
+                    arrays[k] = z[k]
+                except Exception as e:   # object arrays, truncated members
+                    raise ConfigError(f"cannot read the array ({e})", file=path, field=k) from None
+    x, y = arrays["X"], arrays["y"]
+    if "lengths" in arrays:
+        # time series: X is (total_frames, channels), lengths per sample, one label each
+        if np.asarray(x).ndim != 2:
+            raise ConfigError(f"with lengths, X must be (total_frames, channels), got shape {np.shape(x)}",
+                              file=path, field="X")
+        x = check_features(x, where)
+        series = split_lengths(x, arrays["lengths"], where)
+        return series_dataset(where, series, y, seed, where, "frames")
+    return table_dataset(where, x, y, seed, where)
+
+
+def _read_csv(path: Path, label: str, seed: int) -> Dataset:
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {e.start}); need a CSV file", file=path) from None
+    except csv.Error as e:
+        raise ConfigError(f"not a readable CSV file ({e})", file=path) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
+    if first is None:
+        raise ConfigError("empty file (need a header line naming the columns, then one row per sample)", file=path)
+    head = [h.strip() for h in rows[first]]
+    if label not in head:
+        raise ConfigError(f"header has no '{label}' column ({', '.join(head)})", file=path, field=f"line {first + 1}")
+    if len(head) < 2:
+        raise ConfigError("no feature columns besides the label", file=path, field=f"line {first + 1}")
+    for i, h in enumerate(head):
+        if head.index(h) != i:
+            raise ConfigError(f"duplicate column {h!r}", file=path, field=f"line {first + 1}, column {i + 1}")
+    li = head.index(label)
+    xs, ys = [], []
+    for ln, r in enumerate(rows[first + 1:], start=first + 2):
+        if not any(c.strip() for c in r):
+            continue
+        if len(r) != len(head):
+            raise ConfigError(f"{len(r)} columns, the header has {len(head)}", file=path, field=f"line {ln}")
+        vals = []
+        for ci, v in enumerate(r):
+            at = f"line {ln}, column {head[ci]}"
+            try:
+                x = float(v)
+            except ValueError:
+                raise ConfigError(f"{v!r} is not a number", file=path, field=at) from None
+            if not np.isfinite(x):
+                raise ConfigError(f"{v!r} is not finite", file=path, field=at)
+            if ci == li and (x != round(x) or x < 0):
+                raise ConfigError(f"{v!r}: labels must be whole numbers 0..classes-1", file=path, field=at)
+            vals.append(x)
+        ys.append(int(vals.pop(li)))
+        xs.append(vals)
+    if not xs:
+        raise ConfigError("no data rows after the header", file=path)
+    return table_dataset(str(path), np.array(xs), np.array(ys), seed, str(path))
 
 
 def _site_file(package: str, *parts: str) -> Path:
@@ -152,14 +211,12 @@ def series_dataset(name: str, series: list, y: np.ndarray, seed: int, source: st
                    groups: np.ndarray | None = None) -> Dataset:
     """Split a list of (time, channels) series: stratified by label, or, with
     groups (e.g. subjects), whole groups held out for the test split."""
-    y = check_labels(y, name)
-    if len(series) != len(y):
-        raise ConfigError(f"{name}: {len(series)} series but {len(y)} labels")
+    y = check_labels(y, name, samples=len(series))
     for k, s in enumerate(series):
         if s.ndim != 2 or len(s) < 2:
-            raise ConfigError(f"{name}: series {k} must be (time >= 2, channels), got {s.shape}")
+            raise ConfigError(f"series {k} must be (time >= 2, channels), got {s.shape}", file=name, field="X")
         if not np.all(np.isfinite(s)):
-            raise ConfigError(f"{name}: NaN or infinity in series {k}")
+            raise ConfigError(f"NaN or infinity in series {k}", file=name, field="X")
     if groups is None:
         tr, te = stratified_split(len(y), y, seed)
     else:
@@ -181,12 +238,14 @@ def group_split(groups: np.ndarray, seed: int, test_fraction: float = 0.3) -> tu
 
 def split_lengths(x: np.ndarray, lengths: np.ndarray, where: str) -> list[np.ndarray]:
     lengths = np.asarray(lengths)
-    if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
-        raise ConfigError(f"{where}: lengths must be one column of integers, got {lengths.dtype} {lengths.shape}")
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or lengths.size == 0:
+        raise ConfigError(f"must be one column of integers (frames per sample), got {lengths.dtype} {lengths.shape}",
+                          file=where, field="lengths")
     if np.any(lengths < 2):
-        raise ConfigError(f"{where}: every series needs at least 2 frames (lengths has {lengths.min()})")
+        raise ConfigError(f"every series needs at least 2 frames (sample {int(np.argmin(lengths))} has "
+                          f"{lengths.min()})", file=where, field="lengths")
     if lengths.sum() != len(x):
-        raise ConfigError(f"{where}: lengths sum to {lengths.sum()} but X has {len(x)} frames")
+        raise ConfigError(f"lengths sum to {lengths.sum()} frames but X has {len(x)}", file=where, field="lengths")
     return np.split(np.asarray(x, float), np.cumsum(lengths)[:-1])
 
 

@@ -6,6 +6,10 @@ from pathlib import Path
 from .. import characterize as ch
 from ..chipctl import ChipSpec, open_chip
 from ..cli import log
+from ..errors import ConfigError
+
+LIMITS = {"levels": (2, 1024), "t_max": (1e-6, 1e12), "max_pulses": (1, 1e12), "fraction": (0.0, 1.0),
+          "steps": (1, 65535)}
 
 
 def register(sub, common):
@@ -34,9 +38,23 @@ def register(sub, common):
     return p
 
 
+def _cells(args, ncells: int, default: int) -> list[int]:
+    try:
+        return ch.parse_cells(args.cells, ncells, range(min(default, ncells)))
+    except ConfigError as e:
+        raise ConfigError(str(e), field="--cells") from None
+
+
 def run(args):
-    b, card = open_chip(ChipSpec.from_args(args))
     out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("exists and is not a folder", field=f"--out-dir {out}")
+    if args.pattern is not None:
+        try:
+            ch.parse_pattern(args.pattern)
+        except ConfigError as e:
+            raise ConfigError(str(e), field="--pattern") from None
+    b, card = open_chip(ChipSpec.from_args(args))
     schemes = ch.SCHEMES if args.scheme == "all" else (args.scheme,)
     results = {}
     texts = []
@@ -45,13 +63,13 @@ def run(args):
         for s in schemes:
             log(args, f"characterize {s} on {b.name} ...")
             if s == "pd":
-                cells = ch.parse_cells(args.cells, b.cells, range(min(16, b.cells)))
+                cells = _cells(args, b.cells, 16)
                 r = ch.run_pd(b, out, pattern=args.pattern or f"(P{pulses} H16 D{pulses})x3", cells=cells,
                               card=card, start=args.start)
             elif s == "retention":
                 r = ch.run_retention(b, out, levels=args.levels, t_max_s=args.t_max, card=card)
             elif s == "endurance":
-                cells = ch.parse_cells(args.cells, b.cells, range(min(4, b.cells)))
+                cells = _cells(args, b.cells, 4)
                 mp = args.max_pulses or (3e7 if b.name == "model" else 2e4)
                 r = ch.run_endurance(b, out, cells=cells, swing=pulses, max_pulses=mp, fraction=args.fraction,
                                      card=card)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..session import Session
-from .train import _cfg, _summary, add_session_options
+from .train import LIMITS, _cfg, _summary, add_session_options, precheck  # noqa: F401  (LIMITS: cli checks)
 
 
 def register(sub, common):
@@ -34,12 +34,17 @@ def run_nir(args) -> dict:
         raise ConfigError(f"--nir needs the nir extra (pip install nir): {e}") from None
     if not Path(args.nir).exists():
         raise ConfigError(f"{args.nir}: NIR file not found")
+    from .._hal import lib
+    from ._files import check_spikes, read_npy
+
+    x_in = read_npy(args.input, "input spike file") if args.input else None   # read before the chip is touched
     b = open_backend(args.backend, port=args.port, board=args.board)
     with b:
         m = nirlib.load(args.nir, b, card=args.card, geometry=args.geometry)
         out = {"nir": args.nir, "inputs": m.n_in, "outputs": m.n_out, "programming": list(m.report)}
         if args.input:
-            x = np.load(args.input)
+            x = check_spikes(x_in, args.input, inputs=m.n_in, max_steps=lib.SB_MAX_STEPS,
+                             max_level=max(1, b.params.pre_levels))
             xp = m.pad_input(x)
             f, _ = b.infer(xp) if xp.ndim == 2 else b.infer_batch(xp)
             fires = f[..., :m.n_out]
@@ -54,7 +59,8 @@ def run_nir(args) -> dict:
         app = get_app(args.app) if args.app else user_app(args.data)
         data = prepare(app, m.n_in, args.seed, test_limit=args.test_limit)
         if data.classes > m.n_out:
-            raise ConfigError(f"{app.name} has {data.classes} classes, the NIR graph {m.n_out} outputs")
+            raise ConfigError(f"{data.classes} classes, the NIR graph has {m.n_out} outputs",
+                              file=args.data or args.app, field="y" if args.data else None)
         xp = m.pad_input(data.x_test)
         fires, v = b.infer_batch(xp) if b.name == "model" else _each(b, xp)
         pred = predict(fires[..., :m.n_out], v[..., :m.n_out], data.classes)
@@ -76,6 +82,8 @@ def run(args):
         return run_nir(args)
     if not args.app and not args.data:
         raise ConfigError("give --app NAME or --data FILE (or --nir FILE)")
-    s = Session.create(_cfg(args, "infer"), args.out, quiet=args.quiet)
+    cfg = _cfg(args, "infer")
+    precheck(cfg, args.out)
+    s = Session.create(cfg, args.out, quiet=args.quiet)
     result = s.run()
     return {**result, "text": _summary(result)}

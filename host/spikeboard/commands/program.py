@@ -5,8 +5,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import cards
 from ..chipctl import ChipSpec, open_chip
 from ..errors import ConfigError
+from ._files import first_bad, read_npy
+
+LIMITS = {"layer": (0, 255), "tolerance": (0, 65535), "max_pulses": (1, 255)}
 
 
 def register(sub, common):
@@ -23,16 +27,40 @@ def register(sub, common):
     return p
 
 
-def weights_to_targets(w: np.ndarray, params, layer: int) -> np.ndarray:
+def file_targets(w: np.ndarray, params, layer: int, path) -> np.ndarray:
+    """A weight file's array -> conductance targets of the whole array, checked:
+    integer codes (one per cell) or float weights; errors name the file and element."""
+    cells = params.rows * params.cols * params.layers
+    if w.dtype.kind == "b":
+        raise ConfigError("dtype bool: need conductance codes (unsigned integers) or float weights in [-1, 1]",
+                          file=path)
+    if w.dtype.kind in "iu":
+        t = w.ravel()
+        if t.size != cells:
+            raise ConfigError(f"{t.size} conductance codes (shape {w.shape}), the array has {cells} cells "
+                              f"({params.layers}x{params.rows}x{params.cols})", file=path)
+        bad = (w < 0) | (w > 65535)
+        if bad.any():
+            raise ConfigError(f"code {first_bad(bad)} = {w[tuple(np.argwhere(bad)[0])]}: conductance codes "
+                              "must be within 0..65535", file=path)
+        return t.astype(np.uint16)
+    return weights_to_targets(w.astype(float), params, layer, path)
+
+
+def weights_to_targets(w: np.ndarray, params, layer: int, path="weights") -> np.ndarray:
     """Float weights (rows, neurons) in [-1, 1] -> conductance targets of the whole array."""
     from .._hal import lib
 
+    if not 0 <= layer < params.layers:
+        raise ConfigError(f"the array has layers 0..{params.layers - 1}", field=f"--layer {layer}")
     nn = lib.sb_params_neurons(params, layer)
     if w.ndim != 2 or w.shape[0] > params.rows or w.shape[1] > nn:
         raise ConfigError(f"float weights must be (rows <= {params.rows}, neurons <= {nn}) for layer {layer}, "
-                          f"got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.abs(w).max() > 1.0:
-        raise ConfigError("float weights must be finite and within [-1, 1]")
+                          f"got {w.shape}", file=path)
+    bad = ~np.isfinite(w) | (np.abs(np.nan_to_num(w, nan=0.0)) > 1.0)
+    if bad.any():
+        raise ConfigError(f"weight {first_bad(bad)} = {float(w[tuple(np.argwhere(bad)[0])]):g}: float weights must be "
+                          "finite and within [-1, 1]", file=path)
     g = np.full((params.layers, params.rows, params.cols), params.g_min, dtype=np.int64)
     span = params.g_max - params.g_min
     if (params.diff_mask >> layer) & 1:
@@ -54,24 +82,15 @@ def default_tolerance(p) -> int:
 
 def run(args):
     path = Path(args.weights)
-    if not path.exists():
-        raise ConfigError(f"{path}: weight file not found")
-    try:
-        w = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise ConfigError(f"{path}: not a readable .npy file ({e})") from None
-    b, card = open_chip(ChipSpec.from_args(args))
+    w = read_npy(path, "weight file")
+    spec = ChipSpec.from_args(args)
+    # checked against the compiled card before the chip is touched
+    t = file_targets(w, cards.compile_card(cards.load(spec.card), spec.geometry, seed=spec.seed), args.layer, path)
+    b, card = open_chip(spec)
     with b:
         p = b.params
-        if np.issubdtype(w.dtype, np.integer):
-            t = w.ravel()
-            if t.size != b.cells:
-                raise ConfigError(f"{path}: {t.size} conductance codes, the array has {b.cells} cells")
-            if t.min() < 0 or t.max() > 65535:
-                raise ConfigError(f"{path}: conductance codes must be within 0..65535")
-            t = t.astype(np.uint16)
-        else:
-            t = weights_to_targets(w.astype(float), p, args.layer)
+        if t.size != b.cells:
+            raise ConfigError(f"{t.size} targets, the connected array has {b.cells} cells", file=path)
         tol = args.tolerance if args.tolerance is not None else default_tolerance(p)
         r = b.program(t, tolerance=tol, max_pulses=args.max_pulses)
         g = b.read_conductance()

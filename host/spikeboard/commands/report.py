@@ -20,6 +20,14 @@ def run(args):
     run = Path(args.run)
     if not run.is_dir():
         raise ConfigError(f"{run}: no such run folder")
+    rj = run / "result.json"
+    if not rj.is_file():
+        raise ConfigError(f"{run}: not a finished run (result.json missing)")
+    try:
+        result = json.loads(rj.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid JSON ({e})", file=rj) from None
+    if not isinstance(result, dict):
+        raise ConfigError(f"must hold a JSON object, got {type(result).__name__}", file=rj)
     out = render(run)
-    result = json.loads((run / "result.json").read_text())
     return {**result, "report": str(out), "text": f"{out}"}

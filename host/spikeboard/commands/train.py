@@ -6,6 +6,11 @@ from pathlib import Path
 from ..session import Session, SessionConfig
 from ..errors import ConfigError
 
+#: ranges of the session options (checked by cli.check_options before anything runs)
+LIMITS = {"stuck": (0.0, 1.0), "train_limit": (1, None), "test_limit": (1, None), "epochs": (1, None),
+          "max_pulses": (1, 255), "target": (0, 65535), "checkpoint_every": (1, None),
+          "threshold": (0.01, 30000.0)}
+
 
 def add_session_options(p, mode: str) -> None:
     g = p.add_argument_group("session")
@@ -40,12 +45,6 @@ def register(sub, common):
 
 
 def _cfg(args, mode: str) -> SessionConfig:
-    if args.stuck is not None and not 0.0 <= args.stuck <= 1.0:
-        raise ConfigError(f"--stuck {args.stuck}: must be a fraction in [0, 1]")
-    for name in ("train_limit", "test_limit", "epochs", "max_pulses", "target", "checkpoint_every"):
-        v = getattr(args, name, None)
-        if v is not None and v < (0 if name == "target" else 1):
-            raise ConfigError(f"--{name.replace('_', '-')} {v}: must be positive")
     return SessionConfig(mode=mode, app=args.app, data=args.data, backend=args.backend, port=args.port,
                          board=args.board, card=args.card, geometry=args.geometry, seed=args.seed,
                          stuck=args.stuck or 0.0, epochs=getattr(args, "epochs", None),
@@ -63,9 +62,50 @@ def run(args):
     else:
         if not args.app and not args.data:
             raise ConfigError("give --app NAME or --data FILE (or --resume RUN)")
-        s = Session.create(_cfg(args, "train"), args.out, quiet=args.quiet)
+        cfg = _cfg(args, "train")
+        precheck(cfg, args.out)
+        s = Session.create(cfg, args.out, quiet=args.quiet)
         result = s.run()
     return {**result, "text": _summary(result)}
+
+
+def precheck(cfg: SessionConfig, out) -> None:
+    """Every input of a new session checked before its run folder is created, so
+    bad input leaves nothing behind (and a rerun with the same --out works):
+    the run folder, the card compiled for the geometry, the application or data
+    file (loaded and validated; classes against the array's output neurons) and,
+    for infer --run, the folder the weights come from."""
+    from .. import cards
+    from .._hal import lib
+    from ..apps import get_app
+
+    if out is not None:
+        o = Path(out)
+        if o.exists() and not o.is_dir():
+            raise ConfigError("exists and is not a folder", field=f"--out {o}")
+        if o.is_dir() and any(o.iterdir()):
+            raise ConfigError(f"run folder exists and is not empty (use --resume {o})", file=o)
+    if cfg.weights_run is not None:
+        w = Path(cfg.weights_run)
+        if not w.is_dir():
+            raise ConfigError("no such run folder", field=f"--run {w}")
+        if not (w / "final.img").exists() and not (w / "conductance.npy").exists():
+            raise ConfigError("no final.img or conductance.npy to take weights from", file=w)
+    if cfg.data is not None:
+        from ..apps.builtin import user_app
+
+        app = user_app(cfg.data)
+    else:
+        app = get_app(cfg.app)
+    threshold = cfg.threshold if cfg.threshold is not None else app.threshold
+    params = cards.compile_card(cards.load(cfg.card), cfg.geometry, seed=cfg.seed, stuck=cfg.stuck,
+                                neuron={"threshold": threshold})
+    if cfg.data is not None:    # built-in data sets are known good; a lab's file is read now
+        ds = app.load(cfg.seed)
+        neurons = lib.sb_params_neurons(params, params.layers - 1)
+        if ds.classes > neurons:
+            raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, the array's "
+                              f"last layer has {neurons}", file=cfg.data, field="y")
 
 
 def _summary(r: dict) -> str:
