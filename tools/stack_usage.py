@@ -14,8 +14,9 @@ How the bound is made:
     disassembly (push/stmdb/strd/sub sp/vpush) and its calls from bl/b.w;
   * an indirect call through a struct field (d->port->exec(...), s->io.tx(...))
     may reach every function the sources assign to a field of that name
-    (`.exec = port_exec`, `c->port.exec = port_exec`); a call the tool cannot
-    name may reach every such function;
+    (`.exec = port_exec`, `c->port.exec = port_exec`); a field no source assigns
+    has no target in this image (listed in the report); a call whose field the
+    tool cannot name may reach every function stored in any field;
   * roots: Reset_Handler (the main thread) and every other handler of the
     vector table; the total is the main thread's worst path plus, for every
     distinct interrupt handler, its worst path and a full FPU exception frame
@@ -249,6 +250,7 @@ class Graph:
         self.all_targets = set().union(*fields.values()) if fields else set()
         self.memo: dict[str, tuple[int, list[str]]] = {}
         self.unresolved: list[str] = []
+        self.unassigned: list[str] = []
 
     def node(self, short: str) -> str | None:
         c = self.by_short.get(short, [])
@@ -259,6 +261,11 @@ class Graph:
         for site in f.indirect_sites:
             fld = call_field(site) if site != "disassembly" else None
             targets = self.fields.get(fld) if fld else None
+            if fld and targets is None:
+                # a field no source stores a function in (e.g. a hook only a real-silicon
+                # port sets): nothing in this image can be called through it
+                self.unassigned.append(f"{f.name} at {site} (.{fld})")
+                targets = set()
             if targets is None:
                 targets = self.all_targets
                 self.unresolved.append(f"{f.name} at {site}")
@@ -359,6 +366,7 @@ def analyse(board: str, build_dir: Path) -> dict:
         "limits": limits,
         "pointer_fields": {k: sorted(v) for k, v in sorted(fields.items())},
         "unresolved_indirect": sorted(set(g.unresolved)),
+        "unassigned_indirect": sorted(set(g.unassigned)),
         "problems": problems + [f"dynamic stack: {f.name} ({f.qualifier})" for f in funcs.values()
                                 if f.qualifier.startswith("dynamic") and f.qualifier != "dynamic,bounded"
                                 and f.name in reach],
@@ -393,6 +401,9 @@ def report(r: dict) -> str:
     if r["unresolved_indirect"]:
         out.append("indirect calls bounded by every function stored in any pointer field: "
                    + "; ".join(r["unresolved_indirect"]))
+    if r["unassigned_indirect"]:
+        out.append("indirect calls through fields no source of this image assigns (no target): "
+                   + "; ".join(r["unassigned_indirect"]))
     for p in r["problems"]:
         out.append(f"PROBLEM: {p}")
     return "\n".join(out)

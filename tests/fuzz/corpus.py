@@ -2,11 +2,13 @@
 made with the host's own codec (spikeboard.protocol), so every seed is a
 valid frame the board must answer.
 
-An input of the harness is one mode byte, then raw link bytes:
-  mode % 3 == 0  board unconfigured
-  mode % 3 == 1  configured: spec card, 32x32, one layer, binary spikes
-  mode % 3 == 2  configured: rram-nonlinear card, 16x16x3, differential, 4 pulse-width levels
-  mode & 4       the asynchronous readout path (io.drain) hands out fire events
+An input of the harness is one mode byte, then link bytes:
+  (mode & 3) % 3 == 0  board unconfigured
+  (mode & 3) % 3 == 1  configured: spec card, 32x32, one layer, binary spikes
+  (mode & 3) % 3 == 2  configured: rram-nonlinear card, 16x16x3, differential, 4 pulse-width levels
+  mode & 4             the asynchronous readout path (io.drain) hands out fire events
+  mode & 8             structured: records [u16le len][cmd flags seq:u16le payload] that the
+                       harness frames itself (CRC, COBS), so mutations reach the dispatcher
 """
 from __future__ import annotations
 
@@ -93,6 +95,11 @@ def _requests(mode: int) -> list[tuple[int, bytes]]:
     return reqs
 
 
+def _record(cmd: int, flags: int, seq: int, payload: bytes) -> bytes:
+    body = bytes([cmd, flags, seq & 0xFF, seq >> 8]) + payload
+    return len(body).to_bytes(2, "little") + body
+
+
 def seeds() -> dict[str, bytes]:
     """name -> harness input. One seed per message type and mode, one session
     of every command per mode, and the link's own failure shapes."""
@@ -118,6 +125,14 @@ def seeds() -> dict[str, bytes]:
         out[f"m{mode}-oversize"] = bytes([mode]) + b"\x01" * (lib.SB_MAX_FRAME + 4) + b"\x00"
         out[f"m{mode}-respflag"] = bytes([mode]) + encode_frame(lib.SB_CMD_HELLO, lib.SB_F_RESP, 2, b"")
         out[f"m{mode}-unknown"] = bytes([mode]) + encode_frame(0x33, 0, 3, b"\x01\x02")
+        # structured twins: one record per request, and the whole session as records
+        rec_session = bytearray([mode | 8])
+        for k, (cmd, payload) in enumerate(reqs):
+            rec = _record(cmd, 0, 200 + k, payload)
+            out[f"m{mode | 8}-{k:02d}-{cmd:02x}"] = bytes([mode | 8]) + rec
+            rec_session += rec
+        out[f"m{mode | 8}-session"] = bytes(rec_session)
+        out[f"m{mode | 12}-session-events"] = bytes([mode | 12]) + bytes(rec_session[1:])
     return out
 
 

@@ -1,9 +1,13 @@
 /* libFuzzer harness for the board's front door: the COBS/CRC frame decoder
  * and the command dispatcher of hal/ (sb_server_rx_buf) on a virtual chip.
  *
- * Input: one mode byte, then raw link bytes (see tests/fuzz/corpus.py):
- *   mode % 3  0 unconfigured, 1 spec 32x32, 2 rram 16x16x3 with pulse-width levels
- *   mode & 4  an asynchronous readout path (io.drain) that hands out events
+ * Input: one mode byte, then link bytes (see tests/fuzz/corpus.py):
+ *   (mode & 3) % 3  0 unconfigured, 1 spec 32x32, 2 rram 16x16x3 with pulse-width levels
+ *   mode & 4        an asynchronous readout path (io.drain) that hands out events
+ *   mode & 8        structured: the rest is records [u16le len][cmd flags seq:u16le payload],
+ *                   each framed here (CRC + COBS + delimiter) before it goes in, so that
+ *                   mutations reach the dispatcher instead of dying at the CRC check;
+ *                   without it the bytes go to the link as they are (framing layer)
  * Besides the sanitizers, every frame the server sends is checked: it must
  * decode (COBS, CRC), carry the response or event flag and fit the limits.
  *
@@ -122,16 +126,33 @@ static void init_once(void) {
     ready = 1;
 }
 
+/* Structured inputs: frame each record with the codec and feed it whole. */
+static void feed_records(const uint8_t *p, size_t n) {
+    static uint8_t frame[SB_MAX_FRAME];
+    while (n >= 2) {
+        size_t len = (size_t)p[0] | ((size_t)p[1] << 8);
+        p += 2; n -= 2;
+        if (len > n) len = n;
+        if (len >= SB_HDR_LEN) {
+            const uint16_t seq = (uint16_t)(p[2] | (p[3] << 8));
+            int k = sb_frame_encode(p[0], p[1], seq, p + SB_HDR_LEN, len - SB_HDR_LEN, frame);
+            if (k > 0) sb_server_rx_buf(&server, frame, (size_t)k);
+        }
+        p += len; n -= len;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!ready) init_once();
     if (size < 1) return 0;
-    const int mode = data[0] % 3, drain = (data[0] & 4) != 0;
+    const int mode = (data[0] & 3) % 3, drain = (data[0] & 4) != 0, structured = (data[0] & 8) != 0;
     server = snap_server[mode];
     chip = snap_chip[mode];
     server.io.drain = drain ? io_drain : NULL;
     ev_budget = drain ? 40u : 0u;
     ev_step = 0;
-    sb_server_rx_buf(&server, data + 1, size - 1);
+    if (structured) feed_records(data + 1, size - 1);
+    else sb_server_rx_buf(&server, data + 1, size - 1);
     /* the server must still answer after whatever came before */
     uint8_t hello[32];
     int n = sb_frame_encode(SB_CMD_HELLO, 0, 0x1234, NULL, 0, hello);
