@@ -25,6 +25,8 @@ int sb_dev_configure(sb_dev_t *d, const sb_params_t *p) {
     for (uint8_t l = 0; l < SB_MAX_LAYERS; l++) d->neurons[l] = l < p->layers ? sb_params_neurons(p, l) : 0;
     d->step = 0;
     memset(&d->cnt, 0, sizeof d->cnt);
+    memset(d->learn_acc, 0, sizeof d->learn_acc);
+    memset(d->learn_blocked, 0, sizeof d->learn_blocked);
     d->configured = 1;
     return SB_OK;
 }
@@ -290,7 +292,9 @@ int sb_dev_age(sb_dev_t *d, uint32_t seconds) {
     return d->port->age(d->port->ctx, seconds);
 }
 
-#define DEV_IMAGE_HEAD (sizeof(sb_counters_t) + 4u)
+/* The image's head: counters, step counter, the learning accumulators. */
+#define DEV_IMAGE_HEAD (sizeof(sb_counters_t) + 4u + sizeof(((sb_dev_t *)0)->learn_acc) + \
+                        sizeof(((sb_dev_t *)0)->learn_blocked))
 
 uint32_t sb_dev_image_size(const sb_dev_t *d) {
     if (!d->configured || !d->port->image) return 0;
@@ -302,24 +306,23 @@ int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int wri
     if (!d->port->image) return SB_ECMD;
     uint32_t total = sb_dev_image_size(d);
     if (offset > total || n > total - offset) return SB_ERANGE;
-    uint8_t head[DEV_IMAGE_HEAD];
-    memcpy(head, &d->cnt, sizeof d->cnt);
-    memcpy(head + sizeof d->cnt, &d->step, 4);
-    if (offset < DEV_IMAGE_HEAD) {
-        uint16_t m = (uint16_t)(DEV_IMAGE_HEAD - offset < n ? DEV_IMAGE_HEAD - offset : n);
-        if (write) {
-            memcpy(head + offset, buf, m);
-            memcpy(&d->cnt, head, sizeof d->cnt);
-            memcpy(&d->step, head + sizeof d->cnt, 4);
-        } else {
-            memcpy(buf, head + offset, m);
+    struct { uint8_t *p; uint32_t n; } seg[4] = {
+        {(uint8_t *)&d->cnt, sizeof d->cnt}, {(uint8_t *)&d->step, 4},
+        {(uint8_t *)d->learn_acc, sizeof d->learn_acc}, {(uint8_t *)d->learn_blocked, sizeof d->learn_blocked}};
+    for (int i = 0; i < 4 && n; i++) {
+        if (offset >= seg[i].n) {
+            offset -= seg[i].n;
+            continue;
         }
+        uint16_t m = (uint16_t)(seg[i].n - offset < n ? seg[i].n - offset : n);
+        if (write) memcpy(seg[i].p + offset, buf, m);
+        else memcpy(buf, seg[i].p + offset, m);
         buf += m;
         n = (uint16_t)(n - m);
-        offset = DEV_IMAGE_HEAD;
+        offset = 0;
     }
     if (!n) return SB_OK;
-    return d->port->image(d->port->ctx, offset - DEV_IMAGE_HEAD, buf, n, write);
+    return d->port->image(d->port->ctx, offset, buf, n, write);
 }
 
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e) {

@@ -7,24 +7,27 @@
  *    analogue output y_j = fires_j + v_j / v_th, formed in integers on the
  *    MCU, so the update is error-proportional (the float baseline's
  *    gradient), and samples already classified with margin cost nothing;
- *  - each synapse's wanted change is rounded stochastically (counter-based
- *    RNG keyed on the sample id, so firmware and model agree) to quanta of
- *    1/SB_LEARN_QUANTA of the conductance window;
+ *  - mixed precision: each synapse's wanted change accumulates on the MCU
+ *    (d->learn_acc, in 1/256 of a conductance quantum, 1/SB_LEARN_QUANTA of
+ *    the window); whole quanta go to the array, the fraction waits, so small
+ *    gradients are neither lost nor rounded into noise;
  *  - a quantum is applied closed loop: the MCU reads G, pulses, reads again
  *    and stops when the device has moved by the quantum (within half a
- *    quantum), correcting overshoot. The branch nonlinearity (steps that
- *    shrink towards saturation, the step tables in the params) and
- *    cycle-to-cycle noise are thereby equalised: every update moves the
- *    weight by the same conductance, whatever the device's position;
+ *    quantum) or overshot; the accumulator is charged with what the device
+ *    really took. The branch nonlinearity (steps that shrink towards
+ *    saturation) and cycle-to-cycle noise are thereby equalised;
  *  - on a differential pair the device with more room in the wanted
- *    direction is moved; a device that does not move under two pulses in a
- *    row (stuck, or at the edge of its own window) is bypassed and the pair's
- *    other device takes the change: the yield scan happens on the fly, with
- *    no table kept, so the rule needs no state beyond the conductances.
+ *    direction is moved; a device that does not move under LEARN_STALL
+ *    pulses (stuck, or at the end of its own window) is marked blocked in
+ *    that direction (d->learn_blocked, the yield map found on the fly) and
+ *    the pair's other device takes the change; blocked devices cost no
+ *    pulses until they have moved the other way.
  *  - SB_RULE_DFA also trains the hidden layers by direct feedback alignment:
  *    hidden neuron j gets the error projected through a fixed random +-1
  *    matrix (from the RNG, never stored), gated by its activity.
- * Integer only, no heap, per-call buffers of a few hundred bytes. */
+ * Integer only, no heap; the state (accumulators, blocked map) lives in the
+ * controller and travels in the device image, so a resumed session continues
+ * exactly. */
 #include <string.h>
 #include "sb/learn.h"
 #include "sb/errors.h"
@@ -35,6 +38,9 @@
 #define LEARN_SKIP_Q16 62259u       /* p(label) >= 0.95: classified with margin, no update */
 #define LEARN_LR_OUT_Q8 16          /* quanta per input spike per unit error, Q8 (last layer) */
 #define LEARN_LR_HID_Q8 8           /* same, hidden layers (DFA) */
+#define ACC_FRAC 8                  /* accumulator: quanta in Q8 */
+#define ACC_ONE (1 << ACC_FRAC)
+#define ACC_MAX (8 * ACC_ONE)       /* at most 8 quanta owed per synapse */
 
 /* 2^(-i/16), Q16, i = 0..16 */
 static const uint32_t exp2_frac[17] = {
@@ -66,9 +72,8 @@ static int pair_cells(const sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, uint16
 /* Change the signed weight of (row, neuron j) in direction s (+1/-1) by n pulses.
  * Differential pair: pulse whichever device of the pair has more room in the
  * wanted direction (G+ up or G- down to raise the weight), so the pair never
- * saturates one-sidedly. Single-ended: pulse the cell itself. comp: more
- * pulses where the branch table says the step is small (open loop). */
-static int nudge(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int8_t s, uint8_t n, const uint8_t comp, uint32_t *applied) {
+ * saturates one-sidedly. Single-ended: pulse the cell itself. */
+static int nudge(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int8_t s, uint8_t n, uint32_t *applied) {
     const sb_params_t *p = &d->p;
     uint16_t ip, im, gp, gm, cell;
     int8_t pol;
@@ -84,49 +89,42 @@ static int nudge(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int8_t s, uint8_t
         cell = ip;
         pol = s;
     }
-    if (comp) {
-        uint16_t g;
-        if ((rc = sb_dev_read(d, cell, 1, &g))) return rc;
-        int32_t w = (int32_t)p->g_max - p->g_min;
-        int32_t pos = (int32_t)g - p->g_min;
-        if (pos < 0) pos = 0;
-        if (pos > w) pos = w;
-        uint32_t u = (uint32_t)(pos * SB_CURVE_BINS) / (uint32_t)(w + 1);
-        const uint16_t *tab = pol > 0 ? p->step_p : p->step_d;
-        uint32_t mean = 0;
-        for (int b = 0; b < SB_CURVE_BINS; b++) mean += tab[b];
-        mean /= SB_CURVE_BINS;
-        uint32_t k = (mean * n + tab[u] / 2) / tab[u];
-        if (k < 1) k = 1;
-        if (k > 255) k = 255;
-        n = (uint8_t)k;
-    }
     if ((rc = sb_dev_pulse(d, cell, 1, pol, n))) return rc;
     *applied += n;
     return SB_OK;
 }
 
 /* Closed loop: move one device from g towards target (within tol), at most
- * *budget pulses. Returns the final conductance in *g; *moved is 0 when the
- * device never moved (stuck or pinned at the edge of its window). */
+ * *budget pulses, stopping at the first overshoot (the accumulator carries
+ * the difference). Returns the final conductance in *g. A device that does
+ * not move under LEARN_STALL pulses is marked blocked in that direction and
+ * not pulsed that way again until it has moved the other way. */
 static int verify_move(sb_dev_t *d, uint16_t cell, uint16_t *g, int32_t target, int32_t tol,
-                       uint8_t *budget, uint32_t *applied, int *moved) {
+                       uint8_t *budget, uint32_t *applied) {
+    int32_t err = target - (int32_t)*g;
+    if (err <= tol && -err <= tol) return SB_OK;
+    const int up = err > 0;
+    uint32_t *blk = d->learn_blocked[up ? 0 : 1];
+    const uint32_t bit = 1u << (cell & 31u);
+    if (blk[cell >> 5] & bit) return SB_OK;
     uint8_t stall = 0;
-    *moved = 0;
     while (*budget) {
-        int32_t err = target - (int32_t)*g;
-        if (err <= tol && -err <= tol) break;
+        err = target - (int32_t)*g;
+        if ((err <= tol && -err <= tol) || (err > 0) != up) break;
         uint16_t g1;
-        int rc = sb_dev_pulse(d, cell, 1, err > 0 ? 1 : -1, 1);
+        int rc = sb_dev_pulse(d, cell, 1, up ? 1 : -1, 1);
         if (rc) return rc;
         if ((rc = sb_dev_read(d, cell, 1, &g1))) return rc;
         (*budget)--;
         (*applied)++;
         if (g1 == *g) {
-            if (++stall >= LEARN_STALL) break;
+            if (++stall >= LEARN_STALL) {
+                blk[cell >> 5] |= bit;
+                break;
+            }
         } else {
             stall = 0;
-            *moved = 1;
+            d->learn_blocked[up ? 1 : 0][cell >> 5] &= ~bit;
         }
         *g = g1;
     }
@@ -134,7 +132,8 @@ static int verify_move(sb_dev_t *d, uint16_t cell, uint16_t *g, int32_t target, 
 }
 
 /* Move the weight of (layer l, row r, neuron j) by k quanta (signed), closed loop. */
-static int step_weight(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int32_t k, uint8_t budget, uint32_t *applied) {
+static int step_weight(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int32_t k, uint8_t budget, uint32_t *applied,
+                       int32_t *dw) {
     const sb_params_t *p = &d->p;
     const int32_t win = (int32_t)p->g_max - p->g_min;
     const int32_t q = win / SB_LEARN_QUANTA > 0 ? win / SB_LEARN_QUANTA : 1;
@@ -142,12 +141,15 @@ static int step_weight(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int32_t k, 
     const int8_t s = k > 0 ? 1 : -1;
     const int32_t want = (k > 0 ? k : -k) * q;     /* conductance change wanted */
     uint16_t ip, im, gp, gm = 0;
-    int rc, moved;
+    int rc;
     int diff = pair_cells(d, l, r, j, &ip, &im);
     if ((rc = sb_dev_read(d, ip, 1, &gp))) return rc;
     if (!diff) {
+        const int32_t g0 = gp;
         int32_t t = (int32_t)gp + s * want;
-        return verify_move(d, ip, &gp, t, tol, &budget, applied, &moved);
+        rc = verify_move(d, ip, &gp, t, tol, &budget, applied);
+        *dw = (int32_t)gp - g0;
+        return rc;
     }
     if ((rc = sb_dev_read(d, im, 1, &gm))) return rc;
     /* the device with more room in the wanted direction goes first */
@@ -161,40 +163,44 @@ static int step_weight(sb_dev_t *d, uint8_t l, uint8_t r, uint8_t j, int32_t k, 
         if (left <= tol && -left <= tol) break;
         if (use_p) {
             int32_t t = (int32_t)gp + left;
-            rc = verify_move(d, ip, &gp, t, tol, &budget, applied, &moved);
+            rc = verify_move(d, ip, &gp, t, tol, &budget, applied);
         } else {
             int32_t t = (int32_t)gm - left;
-            rc = verify_move(d, im, &gm, t, tol, &budget, applied, &moved);
+            rc = verify_move(d, im, &gm, t, tol, &budget, applied);
         }
         if (rc) return rc;
     }
+    *dw = (int32_t)gp - gm - w0;
     return SB_OK;
-}
-
-/* Stochastic rounding of v (Q16 quanta) to an integer, keyed on the synapse and sample. */
-static int32_t sround(int64_t v, const sb_dev_t *d, uint32_t syn, uint32_t sample) {
-    uint64_t m = (uint64_t)(v < 0 ? -v : v);
-    uint32_t k = (uint32_t)(m >> 16);
-    uint32_t h = sb_rng_u32(d->p.seed, SB_RNG_LEARN, syn, sample) & 0xffffu;
-    if (h < (uint32_t)(m & 0xffffu)) k++;
-    if (k > LEARN_MAX_QUANTA) k = LEARN_MAX_QUANTA;
-    return v < 0 ? -(int32_t)k : (int32_t)k;
 }
 
 /* The error-proportional update of one layer: neuron j's error e[j] (Q16),
  * row r's activity act[r] (spikes). */
 static int update_layer(sb_dev_t *d, uint8_t l, const uint16_t *act, const int32_t *e, uint8_t nn,
-                        int32_t lr_q8, uint8_t budget, uint32_t sample, uint32_t *applied) {
+                        int32_t lr_q8, uint8_t budget, uint32_t *applied) {
+    const int32_t win = (int32_t)d->p.g_max - d->p.g_min;
+    const int32_t q = win / SB_LEARN_QUANTA > 0 ? win / SB_LEARN_QUANTA : 1;
     for (uint8_t r = 0; r < d->p.rows; r++) {
         if (!act[r]) continue;                  /* zero input: zero gradient */
         for (uint8_t j = 0; j < nn; j++) {
             if (!e[j]) continue;
             int64_t v = ((int64_t)e[j] * act[r] * lr_q8) / 256;
             uint32_t syn = ((uint32_t)l * SB_MAX_ROWS + r) * SB_MAX_NEURONS + j;
-            int32_t k = sround(v, d, syn, sample);
-            if (!k) continue;
-            int rc = step_weight(d, l, r, j, k, budget, applied);
-            if (rc) return rc;
+            int32_t a = d->learn_acc[syn] + (int32_t)(v >> (16 - ACC_FRAC));
+            if (a > ACC_MAX) a = ACC_MAX;
+            if (a < -ACC_MAX) a = -ACC_MAX;
+            int32_t k = a / ACC_ONE;
+            if (k > (int32_t)LEARN_MAX_QUANTA) k = LEARN_MAX_QUANTA;
+            if (k < -(int32_t)LEARN_MAX_QUANTA) k = -(int32_t)LEARN_MAX_QUANTA;
+            if (k) {
+                int32_t dw = 0;
+                int rc = step_weight(d, l, r, j, k, budget, applied, &dw);
+                if (rc) return rc;
+                a -= (dw * ACC_ONE) / q;        /* what the devices really took */
+                if (a > ACC_MAX) a = ACC_MAX;
+                if (a < -ACC_MAX) a = -ACC_MAX;
+            }
+            d->learn_acc[syn] = (int16_t)a;
         }
     }
     return SB_OK;
@@ -312,9 +318,9 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
                     }
                     eh[j] = s;
                 }
-                if ((rc = update_layer(d, l, act[l], eh, nh, LEARN_LR_HID_Q8, req->max_pulses, req->sample_id, &applied))) return rc;
+                if ((rc = update_layer(d, l, act[l], eh, nh, LEARN_LR_HID_Q8, req->max_pulses, &applied))) return rc;
             }
-            if ((rc = update_layer(d, last, act[last], e, nn, LEARN_LR_OUT_Q8, req->max_pulses, req->sample_id, &applied))) return rc;
+            if ((rc = update_layer(d, last, act[last], e, nn, LEARN_LR_OUT_Q8, req->max_pulses, &applied))) return rc;
         }
     } else {
         uint32_t act_sum = 0;
@@ -368,7 +374,7 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
                 int8_t s = pulses > 0 ? 1 : -1;
                 int32_t n = pulses > 0 ? pulses : -pulses;
                 if (n > req->max_pulses) n = req->max_pulses;
-                rc = nudge(d, last, r, j, s, (uint8_t)n, 0, &applied);
+                rc = nudge(d, last, r, j, s, (uint8_t)n, &applied);
                 if (rc) return rc;
             }
         }

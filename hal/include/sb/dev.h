@@ -40,6 +40,14 @@ typedef struct sb_dev {
     uint32_t card_hash;
     uint32_t step;                       /* time steps run */
     sb_counters_t cnt;
+    /* learning: each synapse's update still owed to the array, in
+     * 1/SB_LEARN_ONE conductance quanta (mixed precision: the MCU keeps the
+     * fraction the devices cannot take yet). Part of the device image. */
+    int16_t learn_acc[SB_MAX_LAYERS * SB_MAX_ROWS * SB_MAX_NEURONS];
+    /* learning: cells found unable to move up [0] / down [1] (stuck, or at
+     * the end of their own window), one bit per cell; a cell that moves the
+     * other way is freed again. The yield map the rules route around. */
+    uint32_t learn_blocked[2][SB_MAX_CELLS / 32];
     sb_op_t ops[SB_MAX_OPS];
     /* hooks for the readout path: fired masks of each step */
     void *ev_ctx;

@@ -2,8 +2,8 @@
  * the forward pass saw (input activity per row, fires and membrane of each
  * output neuron, the label) into pulses per synapse, which the sequencer
  * applies. Deterministic: every random choice is the counter-based RNG keyed
- * on (card seed, SB_RNG_LEARN, synapse, sample_id), so the firmware and the
- * host model apply the same pulses. */
+ * on (card seed, SB_RNG_LEARN, synapse, sample_id) and all learning state is
+ * in the controller, so the firmware and the host model apply the same pulses. */
 #ifndef SB_LEARN_H
 #define SB_LEARN_H
 
@@ -13,7 +13,7 @@ enum {
     SB_RULE_SIGN = 0,        /* sign / Manhattan: one pulse per synapse where input and error agree */
     SB_RULE_STOCHASTIC = 1,  /* pulsed SGD as aihwkit: coincidence of stochastic row and column pulse trains */
     SB_RULE_STDP = 2,        /* pair-based STDP with a teacher spike on the label neuron */
-    SB_RULE_COMPENSATED = 3, /* softmax error, stochastic rounding to conductance quanta, closed-loop
+    SB_RULE_COMPENSATED = 3, /* softmax error, mixed-precision accumulation on the MCU, closed-loop
                                 (read-verify) steps that equalise the change despite the branch
                                 nonlinearity, stuck devices bypassed; last layer only */
     SB_RULE_DFA = 4,         /* SB_RULE_COMPENSATED on the last layer plus direct feedback

@@ -85,9 +85,12 @@ def get_app(name: str) -> App:
 
 
 def table_features(x_train: np.ndarray, x_test: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Standardise, PCA to the array's rows when there are more features, and
-    scale to [0, 1] with the training split's 1st/99th percentiles. Every
-    statistic comes from the training split only (no test leakage)."""
+    """Standardise, PCA to rows - 1 when there are more features, and scale
+    to [0, 1] with the training split's 1st/99th percentiles. Every statistic
+    comes from the training split only (no test leakage). The last row is a
+    bias row, always at full rate: the crossbar has no bias term of its own,
+    and rate-coded features are all positive, so without it every neuron's
+    offset has to be carried by the feature weights."""
     xtr = np.asarray(x_train, dtype=float)
     xte = np.asarray(x_test, dtype=float)
     mu = xtr.mean(axis=0)
@@ -95,6 +98,7 @@ def table_features(x_train: np.ndarray, x_test: np.ndarray, rows: int) -> tuple[
     sd[sd == 0] = 1.0
     ztr, zte = (xtr - mu) / sd, (xte - mu) / sd
     info = f"{xtr.shape[1]} features, standardised"
+    rows -= 1                      # the bias row
     if xtr.shape[1] > rows:
         # PCA by SVD of the training split
         _, _, vt = np.linalg.svd(ztr - ztr.mean(axis=0), full_matrices=False)
@@ -111,7 +115,9 @@ def table_features(x_train: np.ndarray, x_test: np.ndarray, rows: int) -> tuple[
         ftr = np.pad(ftr, ((0, 0), (0, pad)))
         fte = np.pad(fte, ((0, 0), (0, pad)))
         info += f", {pad} rows unused"
-    return ftr, fte, info + ", scaled to [0, 1]"
+    ftr = np.hstack([ftr, np.ones((len(ftr), 1))])
+    fte = np.hstack([fte, np.ones((len(fte), 1))])
+    return ftr, fte, info + ", scaled to [0, 1], plus a bias row"
 
 
 def baseline(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray) -> float | None:

