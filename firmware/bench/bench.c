@@ -34,9 +34,6 @@
 #include "systick.h"
 #include "uart.h"
 
-#ifdef FW_BENCH_SILICON
-#include "silicon.h"
-#endif
 
 #define BENCH_IN_MAX (40u * 1024u)
 
@@ -253,9 +250,6 @@ int main(void)
             .ctx = NULL, .exec = null_exec, .fired = null_fired, .read_cell = null_read_cell,
         };
         bench_pulses("sequencer", &null_port);
-#ifdef FW_BENCH_SILICON
-        bench_pulses("silicon", fw_silicon_bench_port(&server.dev.p));
-#endif
         bench_pulses("virtual", port);
     }
     out("END\n");

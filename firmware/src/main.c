@@ -14,11 +14,16 @@
 #include "systick.h"
 #include "uart.h"
 #include "watchdog.h"
+#ifdef SB_SILICON
+#include "silicon.h"
+#endif
 
 #define FW_WATCHDOG_MS 2000u
 
 static sb_server_t server;
+#ifndef SB_SILICON
 static sb_chip_t chip;
+#endif
 
 static void fw_io_tx(void *ctx, const uint8_t *buf, size_t n)
 {
@@ -89,7 +94,14 @@ int main(void)
     io.reset_reason = wire_reset_reason(fw_reset_reason());
     fw_events_init();
 
+#ifdef SB_SILICON
+    /* a real chip on the pins of boards/<board>/pins.md (firmware/port/<board>/silicon.c) */
+    (void)fw_chip_hooks;
+    fw_silicon_init();
+    sb_port_t *port = fw_silicon_port();
+#else
     sb_port_t *port = sb_chip_port(&chip, &fw_chip_hooks);
+#endif
     sb_server_init(&server, &io, port);
 
     for (;;) {

@@ -316,6 +316,8 @@ static void handle_frame(sb_server_t *s) {
     }
     uint32_t detail = 0;
     int len = dispatch(s, cmd, s->req, (size_t)n, &detail);
+    /* the command window closes: measured supply energy joins the counters */
+    if (s->dev.port->energy_aj && cmd != SB_CMD_COUNTERS) s->dev.cnt.measured_aj += s->dev.port->energy_aj(s->dev.port->ctx);
     if (len < 0) {
         send_error(s, cmd, seq, len, detail, 1);
         return;

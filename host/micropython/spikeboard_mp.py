@@ -120,8 +120,10 @@ FMT_IMAGE = "<IHBB"              # sb_msg_image_t, 8
 FMT_ERROR = "<hBBI"              # sb_msg_error_t, 8
 FMT_EVENT = "<IIIB3x"            # sb_event_t, 16
 EVENT_LEN = 16
-COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples")
-FMT_COUNTERS = "<10Q"            # sb_counters_t, 80
+COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples",
+                  "measured_aj")
+FMT_COUNTERS = "<11Q"            # sb_counters_t, 88
+COUNTERS_LEN = 88
 STATS_FIELDS = ("frames_ok", "frames_bad", "dups", "event_overflow", "step")
 FMT_STATS = "<5I"                # sb_msg_stats_t, 20
 
@@ -732,10 +734,10 @@ class Board:
         """Counters per block (dict) and the board's server statistics in self.board_stats."""
         self._raw[HDR_LEN] = COUNTERS_CLEAR if clear else 0
         n = self.request(CMD_COUNTERS, 1)
-        if n < 100:
-            raise LinkError("counters: %d bytes, want 100" % n)
+        if n < COUNTERS_LEN + 20:
+            raise LinkError("counters: %d bytes, want %d" % (n, COUNTERS_LEN + 20))
         c = struct.unpack_from(FMT_COUNTERS, self._rx, HDR_LEN)
-        s = struct.unpack_from(FMT_STATS, self._rx, HDR_LEN + 80)
+        s = struct.unpack_from(FMT_STATS, self._rx, HDR_LEN + COUNTERS_LEN)
         self.board_stats = dict(zip(STATS_FIELDS, s))
         return dict(zip(COUNTER_FIELDS, c))
 

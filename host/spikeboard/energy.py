@@ -37,11 +37,19 @@ class EnergyReport:
     tops_per_w: dict[str, float | None]
     op_definitions: dict[str, str]
     source: str                           # "model: counts x card energies" or "measured"
+    measured_fj: float | None = None      # board's power monitor over the same window (None: not measured)
+
+    @property
+    def measured_fj_per_op(self) -> dict[str, float | None]:
+        if not self.measured_fj:
+            return {k: None for k in self.ops}
+        return {k: (self.measured_fj / n if n else None) for k, n in self.ops.items()}
 
     def as_dict(self) -> dict:
         return {"counters": self.counters, "energy_fj": self.energy_fj, "total_fj": self.total_fj,
                 "ops": self.ops, "fj_per_op": self.fj_per_op, "tops_per_w": self.tops_per_w,
-                "op_definitions": self.op_definitions, "source": self.source}
+                "op_definitions": self.op_definitions, "source": self.source,
+                "measured_fj": self.measured_fj, "measured_fj_per_op": self.measured_fj_per_op}
 
     def dominant_block(self) -> str:
         chip = {k: v for k, v in self.energy_fj.items() if v is not None}
@@ -71,8 +79,11 @@ def energy_report(params, counters: Counters, *, mcu_instructions: int | None = 
     ops = {"neuron": c.fires + c.updates, "synaptic": c.reads, "mac": dense_macs(params, c.steps)}
     fj_per_op = {k: (total / n if n else None) for k, n in ops.items()}
     tops = {k: (1000.0 * n / total if total and n else None) for k, n in ops.items()}
+    measured = getattr(c, "measured_aj", 0)
     return EnergyReport(c.as_dict(), energy, total, ops, fj_per_op, tops, dict(OP_DEFINITIONS),
-                        "model: event counts x card energy per event")
+                        "model: event counts x card energy per event"
+                        + ("; measured: board power monitor (chip supply)" if measured else ""),
+                        measured / 1000.0 if measured else None)
 
 
 def format_report(r: EnergyReport) -> str:
@@ -82,10 +93,15 @@ def format_report(r: EnergyReport) -> str:
         share = f"{100 * v / r.total_fj:5.1f} %" if v is not None and r.total_fj else "     "
         lines.append(f"  {k:22s} {('%.1f' % v) if v is not None else 'not measured':>14s}  {share}")
     lines.append(f"  {'total':22s} {r.total_fj:14.1f}")
+    if r.measured_fj:
+        lines.append(f"  {'measured (supply)':22s} {r.measured_fj:14.1f}   board power monitor over the same window")
     lines.append("efficiency:")
     for k in ("neuron", "synaptic", "mac"):
         t = r.tops_per_w[k]
         f = r.fj_per_op[k]
         lines.append(f"  {k:9s} {r.ops[k]:>12d} OPs  {('%.3f fJ/OP' % f) if f else '-':>14s}  "
                      f"{('%.1f TOPS/W' % t) if t else '-':>14s}   [{r.op_definitions[k]}]")
+        m = r.measured_fj_per_op[k]
+        if m:
+            lines.append(f"  {'':9s} {'measured':>16s}  {'%.3f fJ/OP' % m:>14s}  {'%.1f TOPS/W' % (1000.0 / m):>14s}")
     return "\n".join(lines)

@@ -23,8 +23,10 @@ typedef struct {
     uint64_t time_ps;        /* model time */
     uint64_t steps;          /* inference time steps (all layers) */
     uint64_t samples;        /* training samples applied */
+    uint64_t measured_aj;    /* chip supply energy measured by the board's power monitor over
+                                the counted window, attojoules; 0 without one (virtual chip) */
 } sb_counters_t;
-_Static_assert(sizeof(sb_counters_t) == 80, "wire struct");
+_Static_assert(sizeof(sb_counters_t) == 88, "wire struct");
 
 typedef struct {
     uint64_t neuron_aj, read_aj, pot_aj, dep_aj, iface_aj, total_aj;

@@ -49,6 +49,10 @@ struct sb_port {
      * session can carry the virtual chip's non-volatile state across a reset. */
     int (*image)(void *ctx, uint32_t offset, uint8_t *buf, uint16_t n, int write);
     uint32_t (*image_size)(void *ctx);
+    /* Silicon with a supply power monitor: chip energy measured since the
+     * previous call, attojoules (added to sb_counters_t.measured_aj after
+     * every command). NULL without a monitor (virtual chip). */
+    uint64_t (*energy_aj)(void *ctx);
 };
 
 #endif

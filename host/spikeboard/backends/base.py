@@ -32,7 +32,8 @@ class BoardInfo:
     RESET_REASONS = ("power-on", "watchdog", "software", "reset pin")
 
 
-COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples")
+COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples",
+                  "measured_aj")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Counters:
     time_ps: int
     steps: int
     samples: int
+    measured_aj: int = 0    # chip supply energy measured by the board (power monitor); 0: not measured
 
     @classmethod
     def from_c(cls, c) -> "Counters":
