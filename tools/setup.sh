@@ -51,5 +51,5 @@ fi
 # -- 3. PlatformIO (offline) and the firmware -------------------------------------
 tools/setup-pio.sh >/dev/null
 say "building the firmware (pio run)"
-.venv/bin/pio run -s -e netduinoplus2 -e nucleo_f446re
+.venv/bin/pio run -s -e netduinoplus2 -e nucleo_f446re -e nucleo_f446re_silicon -e bench
 say "ready: .venv/bin/spikeboard --help"

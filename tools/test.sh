@@ -8,5 +8,7 @@ tools/setup.sh
 export PLATFORMIO_SETTING_ENABLE_TELEMETRY=No
 echo "[test] on-target unit tests in QEMU (pio test -e netduinoplus2)"
 .venv/bin/pio test -e netduinoplus2
+# pio test leaves its test image in the env's build folder: put the firmware back
+.venv/bin/pio run -s -e netduinoplus2
 echo "[test] pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

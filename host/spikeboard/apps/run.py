@@ -44,7 +44,7 @@ def init_array(backend, seed: int) -> None:
         else:
             w = rng.uniform(-0.25, 0.5, per)   # biased positive so hidden neurons fire
             t[l * per:(l + 1) * per] = p.g_ref + np.round(w * win)
-    backend.program(np.clip(t, p.g_min, p.g_max).astype(np.uint16), tolerance=max(1, win // 64), max_pulses=64)
+    backend.program(np.clip(t, p.g_min, p.g_max).astype(np.uint16), tolerance=max(1, win // 64), max_pulses=255)
 
 
 def predict(backend, x: np.ndarray, classes: int, batch: int = 256) -> np.ndarray:
