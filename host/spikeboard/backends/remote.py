@@ -17,6 +17,7 @@ _MIN_CHUNK = 32          # smallest bulk payload the adaptive chunking goes down
 
 class RemoteBackend(Backend):
     name = "serial"
+    slow_timeout = 30.0      # PROGRAM / PULSE of many cells may take this long on a real board
 
     def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 6, link: Link | None = None,
                  faults=None):
@@ -185,7 +186,7 @@ class RemoteBackend(Backend):
         while a < len(t):
             part = t[a:a + min(256, self._chunk // 2)]
             req = pack("sb_msg_program_t", first=first + a, n=len(part), tolerance=tolerance, max_pulses=max_pulses)
-            body = self._bulk_req(lib.SB_CMD_PROGRAM, req + part.tobytes(), timeout=max(self.link.timeout, 30.0))
+            body = self._bulk_req(lib.SB_CMD_PROGRAM, req + part.tobytes(), timeout=max(self.link.timeout, self.slow_timeout))
             a += len(part)
             off = ffi.sizeof("sb_msg_program_resp_t")
             used.append(np.frombuffer(body, dtype=np.uint8, count=len(part), offset=off))
@@ -202,7 +203,7 @@ class RemoteBackend(Backend):
         while a < first + n:
             k = min(self._chunk // 2, first + n - a)
             body = self._bulk_req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=count,
-                                                         polarity=polarity), timeout=max(self.link.timeout, 30.0))
+                                                         polarity=polarity), timeout=max(self.link.timeout, self.slow_timeout))
             out.append(np.frombuffer(body, dtype="<u2", count=k))
             a += k
         return np.concatenate(out)
