@@ -143,3 +143,35 @@ def test_model_emulator_identity(name):
         assert out[0] == out[1]
     finally:
         emu.close()
+
+
+def test_output_neurons_avoid_stuck_cells():
+    """The yield scan finds the stuck cells that --stuck adds and the classes
+    go to the output neurons with the fewest of them; a fault-free array keeps
+    classes on neurons 0..k-1. Training then reaches the chosen neurons."""
+    from spikeboard.apps.run import output_neurons
+
+    clean = ModelBackend()
+    clean.configure(make_params("spec", "32x32", seed=3))
+    assert output_neurons(clean, 10).tolist() == list(range(10))
+
+    b = ModelBackend()
+    b.configure(make_params("rram-nonlinear", "32x32", seed=3, stuck=0.3))
+    p = b.params
+    chosen = output_neurons(b, 10)
+    assert len(set(chosen.tolist())) == 10 and chosen.max() < 16
+    # independent count of stuck cells per differential neuron: cells that do not move at all
+    g0 = b.read_conductance().astype(int)
+    g1 = b.pulse(0, b.cells, 1, 64).astype(int)
+    b.pulse(0, b.cells, -1, 256)
+    frozen = (g1 == g0).reshape(p.rows, p.cols // 2, 2).sum((0, 2))
+    others = np.setdiff1d(np.arange(16), chosen)
+    assert frozen[chosen].max() <= frozen[others].min() + 2     # narrow windows also count in the scan
+    assert frozen[chosen].sum() < frozen[others].mean() * 10
+    # with 10 % stuck cells, a short schedule on the mapped neurons learns (chance is 10 %)
+    b = ModelBackend()
+    b.configure(make_params("rram-nonlinear", "32x32", seed=3, stuck=0.1, threshold=2.0))
+    chosen = output_neurons(b, 10)
+    P = prepare(get_app("digits"), 32, 0, neurons=16, train_limit=300, test_limit=150)
+    r = train_insitu(b, P, epochs=2, rule="compensated", target=1, max_pulses=32, neurons=chosen)
+    assert r.accuracy > 0.4

@@ -661,14 +661,22 @@ class YieldResult(_Result):
     method: str
 
 
+def scan_window(b: Backend, pulses: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The yield scan's measurement: every cell driven to its minimum, to its
+    maximum and back to its minimum; returns (G at min, G at max) per cell.
+    Every cell ends at its minimum."""
+    runs = [(0, b.cells)]
+    lo = _pulse(b, runs, -1, pulses)
+    hi = _pulse(b, runs, 1, pulses)
+    _pulse(b, runs, -1, pulses)
+    return lo, hi
+
+
 def run_yield(b: Backend, out: Path, *, pulses: int = 256, min_window_frac: float = 0.5, card=None) -> YieldResult:
     sc = Scale.of(b, card)
     p = b._p()
     n = b.cells
-    runs = [(0, n)]
-    lo = _pulse(b, runs, -1, pulses)
-    hi = _pulse(b, runs, 1, pulses)
-    _pulse(b, runs, -1, pulses)
+    lo, hi = scan_window(b, pulses)
     W = sc.window
     win = hi - lo
     cls = np.full(n, "ok", dtype=object)

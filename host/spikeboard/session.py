@@ -33,6 +33,7 @@ from . import __version__, cards
 from ._hal import ffi, lib
 from .apps import get_app, prepare
 from .apps.base import App, Prepared
+from .apps.run import init_array, output_neurons
 from .backends import Backend, Counters, open_backend
 from .energy import energy_report
 from .errors import ConfigError, DeviceError, LinkError, SpikeboardError
@@ -102,10 +103,11 @@ class Progress:
                   file=sys.stderr, flush=True)
 
 
-def predict(fires: np.ndarray, v: np.ndarray, classes: int) -> np.ndarray:
-    """Most fires wins; the final membrane breaks ties; lowest index after that."""
-    counts = fires[..., :classes].sum(axis=-2).astype(np.int64)
-    score = counts * (1 << 33) + v[..., :classes].astype(np.int64)
+def predict(fires: np.ndarray, v: np.ndarray, neurons: np.ndarray) -> np.ndarray:
+    """Class k is read from output neuron neurons[k]: most fires wins; the
+    final membrane breaks ties; lowest class after that."""
+    counts = fires[..., neurons].sum(axis=-2).astype(np.int64)
+    score = counts * (1 << 33) + v[..., neurons].astype(np.int64)
     return score.argmax(axis=-1)
 
 
@@ -240,6 +242,7 @@ class Session:
         if self.cfg.faults:
             self.log(f"link faults injected: {self.backend.faults.spec}")
         self._params, self._data, self._st = params, data, st
+        self.neurons = self._output_map(data.classes, resume)
         try:
             info = self._connect(params, resume)
             if self.cfg.mode == "train":
@@ -249,6 +252,26 @@ class Session:
             return result
         finally:
             self.backend.close()
+
+    def _output_map(self, classes: int, resume: bool) -> np.ndarray:
+        """Output neuron of each class: a resumed run's from its journal, an
+        inference's from the run it takes weights from, else 0..classes-1
+        until the training's yield scan picks them (_init_phase)."""
+        found = None
+        if resume:
+            found = next((r["neurons"] for r in reversed(self._journal()) if r.get("type") == "neurons"), None)
+        elif self.cfg.mode != "train" and self.cfg.weights_run:
+            res = Path(self.cfg.weights_run) / "result.json"
+            if res.exists():
+                try:
+                    found = json.loads(res.read_text()).get("output_neurons")
+                except ValueError:
+                    raise ConfigError(f"{res}: not valid JSON") from None
+        n = np.arange(classes) if found is None else np.asarray(found, dtype=np.int64)
+        if len(n) != classes:
+            raise ConfigError(f"output neuron map has {len(n)} entries for {classes} classes "
+                              f"(run folder of another application?)")
+        return n
 
     def _connect(self, params, resume: bool):
         b = self.backend
@@ -379,7 +402,7 @@ class Session:
         prog = Progress(N * epochs, "train", self.quiet)
         prog.done = len(done)
         applied = len(samples)
-        if not resume:
+        if not resume or not any(r.get("type") == "checkpoint" for r in journal):
             self._guard(self._init_phase, params)
         for epoch in range(epochs):
             order = np.random.default_rng([self.cfg.seed, epoch, 0x7A]).permutation(N)
@@ -394,14 +417,14 @@ class Session:
                 i = int(order[pos])
                 sid = epoch * N + pos
                 r = self._guard(lambda: self.backend.train(
-                    data.x_train[i], int(data.y_train[i]), rule=st["rule"], target=st["target"],
+                    data.x_train[i], int(self.neurons[data.y_train[i]]), rule=st["rule"], target=st["target"],
                     max_pulses=st["max_pulses"], sample_id=sid))
                 self._append("journal.jsonl", {"type": "sample", "epoch": epoch, "pos": pos, "index": i,
                                                "sample_id": sid, "label": int(data.y_train[i]),
                                                "predicted": int(r.predicted), "pulses": int(r.pulses)})
                 applied += 1
                 seen += 1
-                correct += int(r.predicted == data.y_train[i])
+                correct += int(r.predicted == self.neurons[data.y_train[i]])
                 if self.hooks.get("after_sample"):
                     self.hooks["after_sample"](self, applied)
                 if applied % self.cfg.checkpoint_every == 0:
@@ -427,37 +450,25 @@ class Session:
         return self._guard(self._finish, app, data, params, st, metrics, info)
 
     def _init_phase(self, params) -> None:
-        self._init_array(params)
+        """Yield scan and class -> output neuron map (journaled, so a resumed
+        run keeps it), then the array's starting weights, then checkpoint 0."""
+        self.neurons = output_neurons(self.backend, self._data.classes)
+        self._append("journal.jsonl", {"type": "neurons", "neurons": self.neurons.tolist()})
+        self.log(f"yield scan: classes on output neurons {self.neurons.tolist()}")
+        init_array(self.backend, self.cfg.seed)
         self._checkpoint(0)
-
-    def _init_array(self, params) -> None:
-        """Start from zero weights: differential pairs both at Gmin (fresh
-        cells), single-ended cells at the reference G_ref, set by write-verify."""
-        single = [l for l in range(params.layers) if not (params.diff_mask >> l) & 1]
-        if not single:
-            return
-        per = params.rows * params.cols
-        t = self.backend.read_conductance()
-        for l in single:
-            t[l * per:(l + 1) * per] = params.g_ref
-        span = params.g_max - params.g_min
-        step = max(max(params.step_p), max(params.step_d)) * span / 65536
-        r = self.backend.program(t, tolerance=max(1, int(0.6 * step + 1)), max_pulses=255)
-        self.log(f"array initialised to zero weights (G_ref on single-ended layers): "
-                 f"{int(r.pulses.sum())} pulses, {int(r.failed.sum())} cells out of tolerance")
 
     def _evaluate(self, data: Prepared, label: str) -> tuple[float, Counters]:
         b = self.backend
-        classes = data.classes
         if b.name == "model":
             fires, v = b.infer_batch(data.x_test)
-            pred = predict(fires, v, classes)
+            pred = predict(fires, v, self.neurons)
         else:
             pred = np.zeros(len(data.y_test), np.int64)
             prog = Progress(len(data.y_test), f"test ({label})", self.quiet)
             for k, x in enumerate(data.x_test):
                 f, v = b.infer(x)
-                pred[k] = predict(f[None], v[None], classes)[0]
+                pred[k] = predict(f[None], v[None], self.neurons)[0]
                 prog.update(1)
         np.save(self.dir / "predictions.npy", pred)
         return float((pred == data.y_test).mean()), b.counters()
@@ -522,6 +533,7 @@ class Session:
             "card": Path(self.cfg.card).stem,
             "geometry": f"{params.rows}x{params.cols}x{params.layers}",
             "settings": st,
+            "output_neurons": self.neurons.tolist(),
             "accuracy": metrics[-1]["test_accuracy"],
             "accuracy_per_epoch": [m["test_accuracy"] for m in metrics],
             "baseline_accuracy": data.baseline_accuracy,

@@ -47,14 +47,36 @@ def init_array(backend, seed: int) -> None:
     backend.program(np.clip(t, p.g_min, p.g_max).astype(np.uint16), tolerance=max(1, win // 64), max_pulses=255)
 
 
-def predict(backend, x: np.ndarray, classes: int, batch: int = 256) -> np.ndarray:
-    """The prediction rule: argmax over the first `classes` neurons of
-    (fire count, then final membrane potential)."""
+def output_neurons(backend, classes: int, *, pulses: int = 256, min_window_frac: float = 0.5) -> np.ndarray:
+    """Map around faulty cells: a yield scan (every cell to its minimum and
+    maximum, as `characterize yield` does) finds the cells whose window is
+    under min_window_frac of the card's, and the classes go to the output
+    neurons of the last layer with the fewest such cells (a differential
+    neuron counts both devices of its pairs), in neuron order. Returns the
+    neuron of each class. Leaves every cell at its minimum, so it runs before
+    the array is initialised. With no faults this is neurons 0..classes-1."""
+    from ..characterize import scan_window
+
+    p = backend.params
+    lo, hi = scan_window(backend, pulses)
+    bad = (hi - lo) < min_window_frac * (p.g_max - p.g_min)
+    last = bad.reshape(p.layers, p.rows, p.cols)[p.layers - 1]
+    diff = bool((p.diff_mask >> (p.layers - 1)) & 1)
+    per_neuron = (last.reshape(p.rows, p.cols // 2, 2).sum((0, 2)) if diff else last.sum(0))
+    if classes > len(per_neuron):
+        raise ValueError(f"{classes} classes need {classes} output neurons, the last layer has {len(per_neuron)}")
+    return np.sort(np.argsort(per_neuron, kind="stable")[:classes])
+
+
+def predict(backend, x: np.ndarray, classes: int, batch: int = 256, neurons: np.ndarray | None = None) -> np.ndarray:
+    """The prediction rule: argmax over the class neurons (`neurons`, default
+    the first `classes`) of (fire count, then final membrane potential)."""
+    sel = np.arange(classes) if neurons is None else np.asarray(neurons)
     out = []
     for k in range(0, len(x), batch):
         s, v = backend.infer_batch(x[k:k + batch])
-        cnt = s.sum(1).astype(np.int64)[:, :classes]
-        vv = v.astype(np.int64)[:, :classes]
+        cnt = s.sum(1).astype(np.int64)[:, sel]
+        vv = v.astype(np.int64)[:, sel]
         out.append(_lexargmax(cnt, vv))
     return np.concatenate(out)
 
@@ -74,19 +96,22 @@ class RunResult:
 
 
 def train_insitu(backend, P: Prepared, *, epochs: int, rule: str, target: int, max_pulses: int,
-                 seed: int = 0, eval_each: bool = False) -> RunResult:
+                 seed: int = 0, eval_each: bool = False, neurons: np.ndarray | None = None) -> RunResult:
+    """On-device training; class k is taught to output neuron neurons[k]
+    (default k, see output_neurons)."""
+    nmap = np.arange(P.classes) if neurons is None else np.asarray(neurons)
     c0 = backend.counters()
     accs = []
     n = len(P.y_train)
     for ep in range(epochs):
         order = np.random.default_rng([seed, ep, 0x7A1]).permutation(n)
         for i in order:
-            backend.train(P.x_train[i], int(P.y_train[i]), rule=rule, target=target, max_pulses=max_pulses,
+            backend.train(P.x_train[i], int(nmap[P.y_train[i]]), rule=rule, target=target, max_pulses=max_pulses,
                           sample_id=(ep << 20) | int(i))
         if eval_each and ep < epochs - 1:
-            accs.append(float((predict(backend, P.x_test, P.classes) == P.y_test).mean()))
+            accs.append(float((predict(backend, P.x_test, P.classes, neurons=nmap) == P.y_test).mean()))
     c1 = backend.counters()
-    pred = predict(backend, P.x_test, P.classes)
+    pred = predict(backend, P.x_test, P.classes, neurons=nmap)
     c2 = backend.counters()
     acc = float((pred == P.y_test).mean())
     return RunResult(acc, tuple(accs + [acc]), c1 - c0, c2 - c1, n * epochs, len(P.y_test))

@@ -51,7 +51,7 @@ def run(args):
 
 def _one(app, geom, card, seed, stuck, quick):
     from ..apps import prepare
-    from ..apps.run import geometry_layout, init_array, make_params, train_exsitu, train_insitu
+    from ..apps.run import geometry_layout, init_array, make_params, output_neurons, train_exsitu, train_insitu
     from ..backends.model import ModelBackend
 
     rows, _ = geometry_layout(geom)
@@ -63,8 +63,10 @@ def _one(app, geom, card, seed, stuck, quick):
     epochs = max(1, app.epochs // 2) if quick else app.epochs
     b = ModelBackend()
     b.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr))
+    neurons = output_neurons(b, P.classes)
     init_array(b, seed)
-    r = train_insitu(b, P, epochs=epochs, rule=rule, target=app.target, max_pulses=app.max_pulses, seed=seed)
+    r = train_insitu(b, P, epochs=epochs, rule=rule, target=app.target, max_pulses=app.max_pulses, seed=seed,
+                     neurons=neurons)
     ex = None
     if not deep and seed == 0:
         b2 = ModelBackend()
