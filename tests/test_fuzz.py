@@ -9,7 +9,7 @@ every frame the server sends back. These tests
     missing compiler is a failure, not a skip; SB_SKIP_FUZZ=1 opts out
     explicitly, e.g. on a machine without clang);
   - replay every seed and every input kept in tests/fuzz/regressions/;
-  - run a bounded fuzzing session of 200,000 inputs (about 100 s on one core).
+  - run a bounded fuzzing session of 200,000 inputs (about 45 s on one core).
 
 The long run is `.venv/bin/python tests/fuzz/run.py --time 3600 --jobs 2`.
 """

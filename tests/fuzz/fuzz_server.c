@@ -92,6 +92,27 @@ static size_t io_drain(void *ctx, sb_event_t *ev, size_t max, uint32_t *overflow
     return k;
 }
 
+/* The board's watchdog (2 s) as a work budget: a single well-formed PULSE may
+ * ask for 1024 cells x 65535 pulses, which no board finishes before its
+ * watchdog bites (a finding of this fuzzer, see docs/robustness.md). The
+ * harness stops such a request with an error once an input has spent
+ * FUZZ_PULSE_BUDGET pulses, so slow inputs do not eat the run. */
+#define FUZZ_PULSE_BUDGET (1u << 16)
+unsigned long fuzz_budget_hits;
+static uint64_t pulse_work;
+static int (*chip_exec)(void *ctx, const sb_op_t *ops, size_t n);
+
+static int budget_exec(void *ctx, const sb_op_t *ops, size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        if (ops[k].kind == SB_OP_PROGRAM || ops[k].kind == SB_OP_HOLD) pulse_work += ops[k].count;
+    }
+    if (pulse_work > FUZZ_PULSE_BUDGET) {
+        fuzz_budget_hits++;
+        return SB_ESTATE;
+    }
+    return chip_exec(ctx, ops, n);
+}
+
 static void io_reboot(void *ctx) {
     (void)ctx;
     fuzz_reboots++;
@@ -107,6 +128,8 @@ static void setup(int mode, int drain) {
     io.reboot = io_reboot;
     io.reset_reason = (uint8_t)mode;
     sb_server_init(&server, &io, sb_chip_port(&chip, NULL));
+    chip_exec = chip.port.exec;
+    chip.port.exec = budget_exec;
     if (mode) {
         sb_params_t p;
         memcpy(&p, mode == 1 ? fuzz_params_a : fuzz_params_b, sizeof p);
@@ -151,6 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     server.io.drain = drain ? io_drain : NULL;
     ev_budget = drain ? 40u : 0u;
     ev_step = 0;
+    pulse_work = 0;
     if (structured) feed_records(data + 1, size - 1);
     else sb_server_rx_buf(&server, data + 1, size - 1);
     /* the server must still answer after whatever came before */
