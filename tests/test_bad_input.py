@@ -383,3 +383,15 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     p = _card(tmp_path, SPEC.replace("c2c = 0.005", "c2c = 0.9"))
     assert main(["cards", "validate", str(p), "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec,backend,must", [
+    ("bogus", "emulator", ("--faults", "bogus")),
+    ("corrupt=x", "emulator", ("--faults",)),
+    ("flip=0.1", "emulator", ("--faults", "flip")),
+    ("corrupt=0.01", "model", ("--faults", "need a link")),
+])
+def test_bad_fault_spec(capsys, tmp_path, spec, backend, must):
+    out = tmp_path / "run"
+    fails(capsys, "train", "--app", "digits", "--backend", backend, "--faults", spec, "--out", str(out), must=must)
+    assert not out.exists()

@@ -22,9 +22,13 @@ def add_session_options(p, mode: str) -> None:
     g.add_argument("--test-limit", type=int, help="use only the first N test samples")
     g.add_argument("--threshold", type=float, help="neuron threshold in full conductance windows (default: the app's)")
     g.add_argument("--out", help="run folder (default runs/<time>-<mode>-<app>-<backend>)")
+    g.add_argument("--faults", metavar="SPEC",
+                   help="inject link faults to test a set-up, e.g. corrupt=0.01,drop=0.005,seed=1 "
+                        "(also dup, delay, delay_ms, dir=both|tx|rx); emulator and serial backends")
     if mode == "train":
         g.add_argument("--epochs", type=int, help="epochs (default: the app's)")
-        g.add_argument("--rule", choices=("sign", "stochastic", "stdp", "compensated"), help="learning rule")
+        g.add_argument("--rule", choices=("sign", "stochastic", "stdp", "compensated", "dfa"),
+                       help="learning rule (dfa: every layer, for 16x16x3)")
         g.add_argument("--target", type=int, help="fires wanted from the label neuron per sample")
         g.add_argument("--max-pulses", type=int, help="most pulses per synapse per sample")
         g.add_argument("--checkpoint-every", type=int, default=100, help="samples between chip checkpoints")
@@ -52,7 +56,18 @@ def _cfg(args, mode: str) -> SessionConfig:
                          max_pulses=getattr(args, "max_pulses", None), threshold=args.threshold,
                          train_limit=args.train_limit, test_limit=args.test_limit,
                          checkpoint_every=getattr(args, "checkpoint_every", 100),
-                         weights_run=getattr(args, "weights_run", None))
+                         weights_run=getattr(args, "weights_run", None), faults=_faults(args))
+
+
+def _faults(args):
+    if not getattr(args, "faults", None):
+        return None
+    from ..faults import FaultSpec
+
+    if args.backend == "model":
+        raise ConfigError("link faults need a link: use --backend emulator or serial", field="--faults")
+    FaultSpec.parse(args.faults)          # a bad spec fails here, before a run folder exists
+    return args.faults
 
 
 def run(args):
