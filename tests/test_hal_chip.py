@@ -233,3 +233,115 @@ def test_linearity_and_symmetry_against_spec(card, above):
         assert lin > 0.90 and sym > 0.90, (lin, sym)
     else:
         assert lin < 0.90 and sym < 0.90, (lin, sym)
+
+
+# ------------------------------------------- fast read path vs a naive reference
+def _naive_rng_normal_q12(seed, stream, index, counter):
+    """sb_rng_normal_q12 written out in Python (64-bit arithmetic, as first specified)."""
+    M = 0xFFFFFFFF
+
+    def mix(x):
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & M
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & M
+        return x ^ (x >> 16)
+
+    def u32(ctr):
+        h = mix((seed + 0x9E3779B9 * (stream + 1)) & M)
+        h = mix(h ^ index)
+        return mix((h + ctr * 0x85EBCA6B) & M)
+
+    a, b = u32((counter * 2) & M), u32((counter * 2 + 1) & M)
+    s = (a & 0xFFFF) + (a >> 16) + (b & 0xFFFF) + (b >> 16)
+    return int(math.trunc((s - 131070) * 4096 / 37837))
+
+
+def _naive_run(p, g, x, nsample0):
+    """The read step of chip.c as first written: one row, one neuron at a time.
+    g: (layers, rows, cols) codes; x: (steps, rows) levels. Returns the last
+    layer's fire masks and all layers' membranes and refractory counters."""
+    L, R, C = p.layers, p.rows, p.cols
+    diff = [(p.diff_mask >> l) & 1 for l in range(L)]
+    nn = [C // 2 if d else C for d in diff]
+    v = [[0] * nn[l] for l in range(L)]
+    rf = [[0] * nn[l] for l in range(L)]
+    ns = list(nsample0)
+    clamp = lambda a, lo, hi: lo if a < lo else hi if a > hi else a   # noqa: E731
+    out = []
+    for t in range(x.shape[0]):
+        lv = [int(a) for a in x[t]]
+        for l in range(L):
+            acc, rowsum = [0] * C, 0
+            for r in range(R):
+                if lv[r]:
+                    rowsum += lv[r]
+                    for k in range(C):
+                        acc[k] += int(g[l, r, k]) * lv[r]
+            ref = 0 if diff[l] else p.g_ref * rowsum
+            inp = [acc[2 * j] - acc[2 * j + 1] if diff[l] else acc[j] - ref for j in range(nn[l])]
+            if p.read_noise_q16 and rowsum:
+                amp = ((p.g_max - p.g_min) * p.read_noise_q16 * math.isqrt(rowsum)) >> 16
+                for j in range(nn[l]):
+                    inp[j] += (amp * _naive_rng_normal_q12(p.seed, lib.SB_RNG_READ, l * lib.SB_MAX_NEURONS + j, ns[l])) >> 12
+            mask = 0
+            for j in range(nn[l]):
+                cur = clamp(inp[j], -lib.SB_POST_IN_MAX, lib.SB_POST_IN_MAX)
+                i = clamp((cur * p.post_gain) >> p.post_shift, -p.post_sat, p.post_sat)
+                vj = v[l][j] - ((v[l][j] * p.leak_q16) >> 16)
+                if rf[l][j]:
+                    v[l][j], rf[l][j] = vj, rf[l][j] - 1
+                    continue
+                a = max(vj + i, p.v_min)
+                if a >= p.v_th:
+                    mask |= 1 << j
+                    a = a - p.v_th if p.reset_mode == lib.SB_RESET_SUBTRACT else 0
+                    rf[l][j] = p.refractory
+                v[l][j] = a
+            ns[l] += 1
+            lv = [(mask >> r) & 1 for r in range(R)]
+        out.append(mask)
+    return np.array(out, np.uint32), v, rf
+
+
+@pytest.mark.parametrize("card,geometry,diff,synapse,neuron,levels", [
+    ("spec", "32x32", False, {}, {}, 1),
+    ("spec", "32x32", False, {}, {"leak": 0.1, "refractory_steps": 2, "reset": "zero", "threshold": 1.0}, 1),
+    ("rram-nonlinear", "32x32", True, {"read_noise": 0.1}, {"refractory_steps": 1, "v_min": -0.5}, 1),
+    ("rram-nonlinear", "16x16x3", True, {"read_noise": 0.2}, {"leak": 0.05, "threshold": 0.5}, 1),
+    ("spec", "16x16x3", False, {"read_noise": 0.05}, {"threshold": 0.5}, 3),
+    ("ecram-linear", "32x32", False, {}, {"reset": "zero"}, 7),
+])
+def test_read_step_matches_naive_reference(card, geometry, diff, synapse, neuron, levels):
+    """Guards the vectorised read path (binary row mask, fused neuron pass,
+    inlined read-noise hash): bit-identical to the model as first written."""
+    c = cards.load(card)
+    ov = {"interface": {"pre_levels": levels}}
+    if synapse:
+        ov["synapse"] = synapse
+    b = ModelBackend()
+    b.configure(cards.compile_card(c.with_overrides(**ov), geometry, differential=diff, seed=3, neuron=neuron or None))
+    p = b.params
+    rng = np.random.default_rng(11)
+    lo = p.g_min if diff else (p.g_min + 3 * p.g_max) // 4    # single-ended: above g_ref, so neurons fire
+    b.program(rng.integers(lo, p.g_max, b.cells), tolerance=1500, max_pulses=255)
+    g = b.read_conductance().reshape(p.layers, p.rows, p.cols)
+    nsample = [int(b.chip.nsample[l]) for l in range(p.layers)]
+    fired = 0
+    for prob in (0.1, 0.4, 0.9):
+        x = (rng.random((24, p.rows)) < prob).astype(np.uint8)
+        if levels > 1 and prob < 0.5:
+            x = x * rng.integers(1, levels + 1, x.shape).astype(np.uint8)
+        s, v_last = b.infer(x)
+        want, v, rf = _naive_run(p, g, x, nsample)
+        got_masks = np.packbits(s.astype(np.uint8)[:, ::-1], axis=1, bitorder="big")
+        got = np.array([int.from_bytes(r.tobytes(), "big") for r in got_masks], np.uint32) if s.shape[1] % 8 == 0 else None
+        if got is not None:
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(s, [[(m >> j) & 1 for j in range(s.shape[1])] for m in want])
+        for l in range(p.layers):
+            vs, rs = b.state(l)
+            assert list(vs) == v[l] and list(rs) == rf[l], (prob, l)
+        nsample = [n + x.shape[0] for n in nsample]
+        fired += int(s.sum())
+    assert fired, "workload fired nothing: the test would be vacuous"

@@ -5,6 +5,7 @@
 #include "sb/errors.h"
 #include "sb/rng.h"
 #include "bits.h"
+#include "rng_mix.h"
 
 /* 2^(-i/64) in Q0.16, i = 0..64 */
 static const uint16_t exp2_tab[65] = {
@@ -177,59 +178,53 @@ static void row_read(sb_chip_t *c, uint8_t l, uint8_t r, uint8_t level) {
     c->rowsum[l] += level;
 }
 
-static const uint32_t bit_of[32] = {
-    1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9, 1u << 10,
-    1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20,
-    1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30,
-    1u << 31};
-
 /* Post interface then the layer's neurons: integrate, leak, fire, reset, rest.
- * Passes are split so that each loop is branch-free and vectorises. */
-static inline uint32_t neurons_step(sb_chip_t *c, uint8_t l, const uint8_t nn, const int diff) {
+ * The leak first (a pass of its own, only when the card has one), then one
+ * branch-free pass per neuron (selects with all-ones masks) that vectorises;
+ * nn, diff and noisy are constants in the specialised calls below.
+ * Read noise, when the card has it, is drawn first into noise[] (the hash
+ * inlined, so that loop vectorises too). */
+static inline uint32_t neurons_step(sb_chip_t *c, uint8_t l, const uint8_t nn, const int diff, const int noisy) {
     const sb_params_t *p = &c->p;
     const int32_t ref = diff ? 0 : (int32_t)((uint32_t)p->g_ref * c->rowsum[l]);
     const int32_t gain = p->post_gain, shift = p->post_shift, sat = p->post_sat;
-    const int32_t th = p->v_th, vmin = p->v_min, keep = p->reset_mode == SB_RESET_SUBTRACT;
-    const int32_t refractory = p->refractory;
+    const int32_t th = p->v_th, vmin = p->v_min, keep_mask = -(int32_t)(p->reset_mode == SB_RESET_SUBTRACT);
+    const int32_t refractory = p->refractory, leak = (int32_t)p->leak_q16;
     const uint32_t *acc = c->acc[l];
     int32_t *v = c->v[l];
     int32_t *rf = c->refrac[l];
-    int32_t in[SB_MAX_NEURONS];
-    uint32_t fire[SB_MAX_NEURONS];
+    int32_t noise[SB_MAX_NEURONS];
 
-    for (uint8_t j = 0; j < nn; j++)
-        in[j] = diff ? (int32_t)acc[2 * j] - (int32_t)acc[2 * j + 1] : (int32_t)acc[j] - ref;
-    if (p->read_noise_q16 && c->rowsum[l]) {
-        int32_t amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
+    if (noisy) {
+        const int32_t amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
+        const uint32_t key = sb_rng_key(p->seed, SB_RNG_READ), idx0 = (uint32_t)l * SB_MAX_NEURONS, ctr = c->nsample[l];
         for (uint8_t j = 0; j < nn; j++)
-            in[j] += (int32_t)(((int64_t)amp * sb_rng_normal_q12(p->seed, SB_RNG_READ, (uint32_t)l * SB_MAX_NEURONS + j, c->nsample[l])) >> 12);
+            noise[j] = (int32_t)(((int64_t)amp * sb_rng_normal_q12_key(key, idx0 + j, ctr)) >> 12);
     }
-    /* post interface: column current, saturating at the sense amplifier's
-     * +-SB_POST_IN_MAX, times a 10-bit gain, then the output range */
+    if (leak) {
+        for (uint8_t j = 0; j < nn; j++) v[j] -= (int32_t)(((int64_t)v[j] * leak) >> 16);
+    }
+    uint32_t mask = 0;
     for (uint8_t j = 0; j < nn; j++) {
-        int32_t cur = in[j];
+        int32_t cur = diff ? (int32_t)acc[2 * j] - (int32_t)acc[2 * j + 1] : (int32_t)acc[j] - ref;
+        if (noisy) cur += noise[j];
+        /* post interface: column current, saturating at the sense amplifier's
+         * +-SB_POST_IN_MAX, times a 10-bit gain, then the output range */
         cur = cur > SB_POST_IN_MAX ? SB_POST_IN_MAX : cur < -SB_POST_IN_MAX ? -SB_POST_IN_MAX : cur;
-        int32_t x = (cur * gain) >> shift;
-        in[j] = x > sat ? sat : x < -sat ? -sat : x;
-    }
-    if (p->leak_q16) {
-        for (uint8_t j = 0; j < nn; j++) v[j] -= (int32_t)(((int64_t)v[j] * p->leak_q16) >> 16);
-    }
-    /* select with all-ones masks rather than branches */
-    const int32_t keep_mask = -keep;
-    for (uint8_t j = 0; j < nn; j++) {
-        int32_t rest = -(int32_t)(rf[j] != 0);
-        int32_t x = v[j] + in[j];
+        int32_t in = (cur * gain) >> shift;
+        in = in > sat ? sat : in < -sat ? -sat : in;
+        int32_t vj = v[j];
+        int32_t rj = rf[j];
+        int32_t rest = -(int32_t)(rj != 0);
+        int32_t x = vj + in;
         x = x < vmin ? vmin : x;
         int32_t f = -(int32_t)(x >= th) & ~rest;
         int32_t xr = (x - th) & keep_mask;
         x = (xr & f) | (x & ~f);
-        v[j] = (v[j] & rest) | (x & ~rest);
-        rf[j] = ((rf[j] - 1) & rest) | (refractory & f);
-        fire[j] = (uint32_t)f & bit_of[j];
+        v[j] = (vj & rest) | (x & ~rest);
+        rf[j] = ((rj - 1) & rest) | (refractory & f);
+        mask |= ((uint32_t)f & 1u) << j;
     }
-    uint32_t mask = 0;
-    for (uint8_t j = 0; j < nn; j++) mask |= fire[j];
     return mask;
 }
 
@@ -237,11 +232,17 @@ static void sample(sb_chip_t *c, uint8_t l) {
     const uint8_t nn = c->neurons[l];
     const int diff = (c->p.diff_mask >> l) & 1u;
     uint32_t mask;
-    if (nn == 32 && !diff) mask = neurons_step(c, l, 32, 0);
-    else if (nn == 16 && diff) mask = neurons_step(c, l, 16, 1);
-    else if (nn == 16) mask = neurons_step(c, l, 16, 0);
-    else if (nn == 8 && diff) mask = neurons_step(c, l, 8, 1);
-    else mask = neurons_step(c, l, nn, diff);
+    if (c->p.read_noise_q16 && c->rowsum[l]) {
+        if (nn == 32 && !diff) mask = neurons_step(c, l, 32, 0, 1);
+        else if (nn == 16 && diff) mask = neurons_step(c, l, 16, 1, 1);
+        else mask = neurons_step(c, l, nn, diff, 1);
+    } else {
+        if (nn == 32 && !diff) mask = neurons_step(c, l, 32, 0, 0);
+        else if (nn == 16 && diff) mask = neurons_step(c, l, 16, 1, 0);
+        else if (nn == 16) mask = neurons_step(c, l, 16, 0, 0);
+        else if (nn == 8 && diff) mask = neurons_step(c, l, 8, 1, 0);
+        else mask = neurons_step(c, l, nn, diff, 0);
+    }
     memset(c->acc[l], 0, sizeof c->acc[l]);
     c->rowsum[l] = 0;
     c->fired[l] = mask;

@@ -41,6 +41,21 @@ int sb_dev_cell_index(const sb_dev_t *d, uint8_t layer, uint8_t row, uint8_t col
     return (layer * d->p.rows + row) * d->p.cols + col;
 }
 
+/* Levels of n rows (n a multiple of 8) to a row mask, 8 rows per 64-bit word;
+ * returns 0 if some level is above 1 (not a binary spike vector). */
+static inline int binary_mask(const uint8_t *lvl, const uint8_t n, uint32_t *mask) {
+    uint64_t any = 0, w[SB_MAX_ROWS / 8];
+    for (uint8_t k = 0; k < n / 8u; k++) {
+        memcpy(&w[k], lvl + 8u * k, 8);
+        any |= w[k];
+    }
+    if (any & 0xfefefefefefefefeull) return 0;
+    uint32_t m = 0;
+    for (uint8_t k = 0; k < n / 8u; k++) m |= (uint32_t)((w[k] * 0x0102040810204080ull) >> 56) << (8u * k);
+    *mask = m;
+    return 1;
+}
+
 /* One layer's read step: read pulses on the active rows (one op for a binary
  * spike vector, one per row for pulse-width levels), then one sample. */
 static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_mask, uint32_t *fired) {
@@ -52,13 +67,9 @@ static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_ma
     if (lvl) {
         uint32_t m = 0;
         uint8_t r = 0;
-        /* eight rows at a time while every level is 0 or 1 (binary spikes) */
-        for (; r + 8u <= p->rows; r = (uint8_t)(r + 8u)) {
-            uint64_t w;
-            memcpy(&w, lvl + r, 8);
-            if (w & 0xfefefefefefefefeull) break;
-            m |= (uint32_t)((w * 0x0102040810204080ull) >> 56) << r;
-        }
+        /* every level 0 or 1 (binary spikes): eight rows at a time */
+        if (p->rows == 32 && binary_mask(lvl, 32, &m)) r = 32;
+        else if (p->rows == 16 && binary_mask(lvl, 16, &m)) r = 16;
         for (; r < p->rows; r++) {
             if (lvl[r] > p->pre_levels) return SB_EINVAL;
             multi |= (uint8_t)(lvl[r] > 1);
@@ -71,18 +82,13 @@ static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_ma
     active = sb_popcount32(in_mask);
     if (multi) {
         for (uint32_t m = in_mask; m; m &= m - 1u) {
-            sb_op_t *o = &ops[n++];
-            memset(o, 0, sizeof *o);
-            o->kind = SB_OP_ROW_READ; o->layer = l; o->row = sb_ctz32(m); o->level = lvl[o->row];
+            uint8_t row = sb_ctz32(m);
+            ops[n++] = (sb_op_t){SB_OP_ROW_READ, l, row, 0, lvl[row], 0, 0, 0};
         }
     } else if (in_mask) {
-        sb_op_t *o = &ops[n++];
-        memset(o, 0, sizeof *o);
-        o->kind = SB_OP_READ_ROWS; o->layer = l; o->mask = in_mask;
+        ops[n++] = (sb_op_t){SB_OP_READ_ROWS, l, 0, 0, 0, 0, 0, in_mask};
     }
-    sb_op_t *o = &ops[n++];
-    memset(o, 0, sizeof *o);
-    o->kind = SB_OP_SAMPLE; o->layer = l;
+    ops[n++] = (sb_op_t){SB_OP_SAMPLE, l, 0, 0, 0, 0, 0, 0};
     int rc = d->port->exec(d->port->ctx, ops, n);
     if (rc) return rc;
     uint32_t m = d->port->fired(d->port->ctx, l);
