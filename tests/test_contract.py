@@ -100,3 +100,32 @@ def test_write_verify_and_retention(other):
     assert np.array_equal(a.pulses, b.pulses) and np.array_equal(a.failed, b.failed)
     m.age(10**7), other.age(10**7)
     assert np.array_equal(m.read_conductance(), other.read_conductance())
+
+
+@pytest.mark.parametrize("window", [0, 7])
+def test_counts_readout_matches_the_fires(other, window):
+    """The aggregated readout (INFER with SB_INFER_COUNTS): per-neuron counts per
+    window add up to the fires of the same inference, and those are the
+    model's fires, bit for bit."""
+    m = pair(other, differential=False, neuron={"threshold": 1.0})
+    x, _ = samples(5, 1, steps=120)
+    rng = np.random.default_rng(6)
+    t = rng.integers(m.params.g_min, m.params.g_max, m.cells).astype(np.uint16)
+    assert np.array_equal(m.program(t, tolerance=1500).failed, other.program(t, tolerance=1500).failed)
+    other.count_windows.clear()
+    sm, vm = m.infer(x[0])
+    so, vo = other.infer(x[0], counts=window)
+    assert sm.sum() > 20
+    assert np.array_equal(sm, so) and np.array_equal(vm, vo)
+    w = other.count_windows
+    want = window or 120
+    assert [c.steps for c in w] == [min(want, 120 - k) for k in range(0, 120, want)]
+    assert all(b.step0 == a.step0 + a.steps for a, b in zip(w, w[1:]))
+    got = np.sum([c.counts[-1].astype(np.int64) for c in w], axis=0)
+    assert np.array_equal(got, sm.sum(axis=0))
+    # per window, too: the counts of steps [step0, step0 + steps) of this request
+    s0 = w[0].step0
+    for c in w:
+        a = c.step0 - s0
+        assert np.array_equal(c.counts[-1], sm[a:a + c.steps].sum(axis=0))
+    assert m.counters() == other.counters()

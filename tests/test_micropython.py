@@ -57,7 +57,7 @@ def spec_block() -> bytes:
 def test_constants_and_struct_layouts_match_c():
     for name in ("PROTO_VERSION", "HDR_LEN", "CRC_LEN", "MAX_PAYLOAD", "MAX_RAW", "MAX_FRAME", "MAX_STEPS",
                  "MAX_NEURONS", "F_RESP", "F_EVENT", "INFER_RESET", "INFER_EVENTS", "INFER_LEVELS",
-                 "INFER_TRACE", "COUNTERS_CLEAR", "RESET_NEURONS", "RESET_CHIP", "RESET_BOARD",
+                 "INFER_TRACE", "INFER_COUNTS", "COUNTERS_CLEAR", "RESET_NEURONS", "RESET_CHIP", "RESET_BOARD",
                  "RULE_SIGN", "RULE_STOCHASTIC", "RULE_STDP", "RULE_COMPENSATED", "HELLO_VIRTUAL"):
         assert getattr(sbmp, name) == getattr(lib, "SB_" + name), name
     for name in [n for n in dir(lib) if n.startswith("SB_CMD_")]:
@@ -69,10 +69,11 @@ def test_constants_and_struct_layouts_match_c():
     sizes = {"FMT_HELLO": "sb_msg_hello_t", "FMT_PROGRAM": "sb_msg_program_t", "FMT_PROGRAM_RESP": "sb_msg_program_resp_t",
              "FMT_READ": "sb_msg_read_t", "FMT_INFER": "sb_msg_infer_t", "FMT_INFER_RESP": "sb_msg_infer_resp_t",
              "FMT_TRAIN": "sb_msg_train_t", "FMT_PULSE": "sb_msg_pulse_t", "FMT_IMAGE": "sb_msg_image_t", "FMT_ERROR": "sb_msg_error_t",
-             "FMT_EVENT": "sb_event_t", "FMT_COUNTERS": "sb_counters_t", "FMT_STATS": "sb_msg_stats_t"}
+             "FMT_EVENT": "sb_event_t", "FMT_COUNTS": "sb_msg_counts_t", "FMT_COUNTERS": "sb_counters_t", "FMT_STATS": "sb_msg_stats_t"}
     for fmt, ctype in sizes.items():
         assert struct.calcsize(getattr(sbmp, fmt)) == ffi.sizeof(ctype), fmt
     assert sbmp.TRAIN_RESP_LEN == ffi.sizeof("sb_msg_train_resp_t")
+    assert sbmp.COUNTS_LEN == ffi.sizeof("sb_msg_counts_t")
     assert sbmp.PARAMS_LEN == ffi.sizeof("sb_params_t")
     for attr, field in (("_P_ROWS", "rows"), ("_P_COLS", "cols"), ("_P_LAYERS", "layers"),
                         ("_P_DIFF", "diff_mask"), ("_P_LEVELS", "pre_levels")):
@@ -294,6 +295,20 @@ def make_vectors(seed: int = 2024) -> dict:
          [c_request(lib.SB_CMD_INFER, 0x0700, pack("sb_msg_infer_t", steps=3, flags=lib.SB_INFER_RESET | lib.SB_INFER_EVENTS) + pack_masks(x, 32))],
          [out_m, out_v], geometry=g32, kwargs={"events": True},
          extra={"events": [[t, s, la, m] for t, s, m, la in evs], "event_overflow": 18})
+    # COUNTS frames (aggregated readout) before the answer: handed to on_counts
+    cw = [(40, 3, [[rng.randrange(4) for _ in range(nn)]]), (43, 2, [[rng.randrange(3) for _ in range(nn)]])]
+    cframes = b""
+    for k, (s0, st, per_layer) in enumerate(cw):
+        cb = pack("sb_msg_counts_t", step0=s0, steps=st, layers=1, neurons=[nn, 0, 0, 0])
+        cb += b"".join(int(c).to_bytes(2, "little") for c in per_layer[0])
+        cframes += c_frame(lib.SB_CMD_COUNTS, lib.SB_F_EVENT, 0x0005 + k, cb)
+    x = rand_masks(5)
+    out_m, out_v = [rng.getrandbits(16) for _ in range(5)], rand_v(nn)
+    case("counts", "infer", [x], 0x0701, [cframes + infer_resp(0x0701, out_m, out_v, 40)],
+         [c_request(lib.SB_CMD_INFER, 0x0701, pack("sb_msg_infer_t", steps=5, flags=lib.SB_INFER_RESET | lib.SB_INFER_COUNTS,
+                                                   window=3) + pack_masks(x, 32))],
+         [out_m, out_v], geometry=g32, kwargs={"counts": 3},
+         extra={"counts": [[s0, st, pl] for s0, st, pl in cw]})
     # a stale answer (old seq) and a corrupted frame before the real one
     bad = bytearray(c_resp(lib.SB_CMD_HELLO, 0x0800, hello))
     bad[5] ^= 0x40
@@ -396,8 +411,10 @@ def run_cases(sb, V, Port, tag):
     for c in V["cases"]:
         port = Port([unhex(r) for r in c["replies"]])
         got_events = []
+        got_counts = []
         b = sb.Board(port, timeout_ms=c["timeout_ms"], retries=c["retries"],
-                     on_event=lambda t, s, l, m: got_events.append([t, s, l, m]), seq=(c["seq"] - 1) & 0xFFFF)
+                     on_event=lambda t, s, l, m: got_events.append([t, s, l, m]), seq=(c["seq"] - 1) & 0xFFFF,
+                     on_counts=lambda s0, st, cn: got_counts.append([s0, st, cn]))
         if c["geometry"]:
             b.set_geometry(*c["geometry"])
         args = list(c["args"])
@@ -421,7 +438,7 @@ def run_cases(sb, V, Port, tag):
         except sb.LinkError as e:
             res = {"error": "LinkError"}
         rec = {"name": c["name"], "written": port.written, "result": norm(res), "stats": b.stats,
-               "events": got_events, "event_overflow": b.event_overflow,
+               "events": got_events, "event_overflow": b.event_overflow, "counts": got_counts,
                "geometry_after": [b.rows, b.cols, b.layers, b.neurons, b.pre_levels]}
         print("CASE " + tag + " " + json.dumps(rec))
 
@@ -471,6 +488,8 @@ def check_output(text: str, vec: dict) -> None:
             if "events" in c["extra"]:
                 assert rec["events"] == c["extra"]["events"], where
                 assert rec["event_overflow"] == c["extra"]["event_overflow"], where
+            if "counts" in c["extra"]:
+                assert rec["counts"] == c["extra"]["counts"], where
             if "geometry_after" in c["extra"]:
                 assert rec["geometry_after"] == c["extra"]["geometry_after"], where
 

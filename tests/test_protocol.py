@@ -120,6 +120,45 @@ def test_every_message_type_round_trips_bit_exact(rng):
     assert np.array_equal(m.read_conductance(), r.read_conductance())
 
 
+@pytest.mark.parametrize("geometry,window", [("32x32", 0), ("32x32", 9), ("16x16x3", 4)])
+def test_counts_readout_equals_aer_events_and_model(rng, geometry, window):
+    """INFER with SB_INFER_COUNTS: the per-neuron counts of every layer equal
+    the fires the AER event frames carry for the same inference on an
+    identical board, and, for the last layer, the model backend's fires."""
+    p = cards.compile_card(cards.load("rram-nonlinear"), geometry, differential=False, neuron={"threshold": 1.0})
+    m, aer, cnt = ModelBackend(), InprocBackend(), InprocBackend()
+    for b in (m, aer, cnt):
+        b.configure(p)
+    t = rng.integers(p.g_min, p.g_max, m.cells).astype(np.uint16)
+    for b in (m, aer, cnt):
+        b.program(t, tolerance=1500)
+    x = (rng.random((70, p.rows)) < 0.3).astype(np.uint8)
+    sm, vm = m.infer(x)
+    sa, va = aer.infer(x, events=True)
+    sc, vc = cnt.infer(x, counts=window)
+    assert np.array_equal(sm, sa) and np.array_equal(sm, sc) and np.array_equal(vm, vc)
+    assert not cnt.events and not aer.count_windows
+    per_layer = [np.zeros(m.neurons(l), np.int64) for l in range(p.layers)]
+    for _, _, layer, mask in aer.events:
+        per_layer[layer] += [(mask >> j) & 1 for j in range(len(per_layer[layer]))]
+    assert per_layer[-1].sum() > 10
+    w = cnt.count_windows
+    assert sum(c.steps for c in w) == 70 and len(w) == (1 if window == 0 else -(-70 // window))
+    for l in range(p.layers):
+        assert np.array_equal(sum(c.counts[l].astype(np.int64) for c in w), per_layer[l]), l
+    assert np.array_equal(per_layer[-1], sm.sum(axis=0))
+    assert m.counters() == aer.counters() == cnt.counters()
+
+
+def test_counts_and_events_together_are_refused():
+    _, r = configured_pair()
+    body = pack("sb_msg_infer_t", steps=2, flags=lib.SB_INFER_EVENTS | lib.SB_INFER_COUNTS) + bytes(8)
+    with pytest.raises(DeviceError) as e:
+        r._req(lib.SB_CMD_INFER, body)
+    assert e.value.code == lib.SB_EINVAL
+    assert r.infer(np.zeros((3, 32), np.uint8))[0].shape == (3, r.neurons())   # still serving
+
+
 def test_image_checkpoint_restores_exact_state(rng):
     _, r = configured_pair()
     x = (rng.random((30, 32)) < 0.25).astype(np.uint8)

@@ -98,11 +98,19 @@ static void chip_fire(void *ctx, uint8_t layer, uint32_t step, uint32_t mask)
     fw_events_latch(layer, step, mask);
 }
 
+/* as main.c: counting needs no interrupt per fire, the spike line is detached */
+static void io_count_mode(void *ctx, int on)
+{
+    chip.hooks.fire = on ? NULL : chip_fire;
+    fw_events_count_mode(ctx, on);
+}
+
 static const sb_server_io_t io = {
     .ctx = NULL,
     .tx = io_tx,
     .now_us = io_now_us,
     .drain = fw_events_drain,
+    .count_mode = io_count_mode,
     .board = SB_BOARD_NAME,
     .reboot = NULL,
 };

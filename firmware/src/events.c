@@ -25,6 +25,7 @@ static sb_event_t s_ring[FW_EVENTS_RING];
 static volatile uint32_t s_head, s_tail;
 static volatile uint32_t s_overflow;    /* total lost, written by producers only */
 static uint32_t s_overflow_reported;    /* task side */
+static volatile uint32_t s_counting;    /* aggregated readout: no event IRQ per fire */
 
 void fw_events_init(void)
 {
@@ -32,12 +33,24 @@ void fw_events_init(void)
     s_head = s_tail = 0;
     s_overflow = 0;
     s_overflow_reported = 0;
+    s_counting = 0;
     fw_nvic_prio(FW_EVENTS_IRQN, FW_PRIO_EVENTS);
     fw_nvic_enable(FW_EVENTS_IRQN);
 }
 
+void fw_events_count_mode(void *ctx, int on)
+{
+    (void)ctx;
+    s_counting = (uint32_t)(on != 0);
+}
+
 void fw_events_latch(uint8_t layer, uint32_t step, uint32_t mask)
 {
+    if (s_counting) {
+        /* the command server counts the fires it reads through the port
+         * (SB_INFER_COUNTS): no latch, no interrupt per fire */
+        return;
+    }
     uint32_t m = fw_irq_save();
     uint32_t h = s_latch_head;
     if (h - s_latch_tail < FW_EVENTS_LATCH) {

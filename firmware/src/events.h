@@ -21,6 +21,10 @@ void fw_events_init(void);
  * neurons of `layer` fired at time step `step`; `mask` has one bit per
  * neuron. Stores the latch and pends the event IRQ. Any context. */
 void fw_events_latch(uint8_t layer, uint32_t step, uint32_t mask);
+/* Aggregated readout on/off (the server's io.count_mode): while on, a fire
+ * is only counted by the command server from the port's fire mask, and
+ * fw_events_latch neither latches nor raises the event IRQ. */
+void fw_events_count_mode(void *ctx, int on);
 /* Move up to max events into ev (oldest first); *overflow (if not NULL) gets
  * the events lost since the previous call. For the task (one consumer). */
 size_t fw_events_drain(void *ctx, sb_event_t *ev, size_t max, uint32_t *overflow);

@@ -52,6 +52,18 @@ static const sb_chip_hooks_t fw_chip_hooks = {
     .fire = fw_chip_fire,
 };
 
+/* Aggregated readout (SB_INFER_COUNTS) on/off. The server counts the fire
+ * masks it reads through the port at each SAMPLE, so no interrupt per fire is
+ * needed: the virtual chip's spike line (its fire hook) is detached meanwhile.
+ * On silicon EXTI1 still latches the spikes that fired() returns. */
+static void fw_io_count_mode(void *ctx, int on)
+{
+#ifndef SB_SILICON
+    chip.hooks.fire = on ? NULL : fw_chip_fire;
+#endif
+    fw_events_count_mode(ctx, on);
+}
+
 static void fw_io_reboot(void *ctx)
 {
     (void)ctx;
@@ -76,6 +88,7 @@ static sb_server_io_t io = {
     .tx = fw_io_tx,
     .now_us = fw_io_now_us,
     .drain = fw_events_drain,
+    .count_mode = fw_io_count_mode,
     .board = SB_BOARD_NAME,
     .reboot = fw_io_reboot,
 };

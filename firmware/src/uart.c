@@ -1,5 +1,7 @@
 #include "uart.h"
 
+#include <string.h>
+
 #include "board.h"
 #include "fw_regs.h"
 #include "ring.h"
@@ -103,23 +105,26 @@ size_t fw_uart_rx_available(void)
  * interrupt does the rest. QEMU 7.2's stm32f2xx-usart never raises the TXE
  * interrupt but sends synchronously with TXE always set, so there this loop
  * drains the ring. */
-#define FW_UART_PUMP_BURST 32u
+#define FW_UART_PUMP_BURST 64u
 static void fw_uart_tx_pump(void)
 {
+    const uint8_t *buf = s_tx.buf;
+    const uint32_t mask = s_tx.mask;
     for (;;) {
         uint32_t m = fw_irq_save();
-        uint32_t k = 0;
-        while (k < FW_UART_PUMP_BURST && (USART_SR(U) & USART_SR_TXE)) {
-            int b = fw_ring_get(&s_tx);
-            if (b < 0) {
-                break;
-            }
-            USART_DR(U) = (uint32_t)b;
-            k++;
+        uint32_t t = s_tx.tail;
+        const uint32_t t0 = t;
+        uint32_t used = s_tx.head - t;
+        const uint32_t end = t + (used < FW_UART_PUMP_BURST ? used : FW_UART_PUMP_BURST);
+        while (t != end && (USART_SR(U) & USART_SR_TXE)) {
+            USART_DR(U) = buf[t & mask];
+            t++;
         }
-        s_stats.tx_bytes += k;
+        __asm volatile("" ::: "memory");
+        s_tx.tail = t;
+        s_stats.tx_bytes += t - t0;
         fw_irq_restore(m);
-        if (k < FW_UART_PUMP_BURST) {
+        if (t - t0 < FW_UART_PUMP_BURST) {
             break;
         }
     }
@@ -147,8 +152,15 @@ void fw_uart_write(const uint8_t *buf, size_t n)
             fw_uart_tx_kick();      /* ring full: wait for the shifter */
             continue;
         }
-        for (uint32_t k = 0; k < m; k++) {
-            s_tx.buf[(h + k) & s_tx.mask] = buf[k];
+        /* at most two contiguous pieces: up to the end of the buffer, then from its start */
+        uint32_t at = h & s_tx.mask;
+        uint32_t first = s_tx.mask + 1u - at;
+        if (first > m) {
+            first = m;
+        }
+        memcpy(&s_tx.buf[at], buf, first);
+        if (m > first) {
+            memcpy(s_tx.buf, buf + first, m - first);
         }
         __asm volatile("" ::: "memory");   /* data before index (single core) */
         s_tx.head = h + m;

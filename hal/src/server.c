@@ -6,6 +6,7 @@
 #include "sb/server.h"
 #include "sb/errors.h"
 #include "sb/learn.h"
+#include "bits.h"
 
 static void send(sb_server_t *s, uint8_t cmd, uint8_t flags, uint16_t seq, const uint8_t *p, size_t n, int cache) {
     uint8_t frame[SB_MAX_FRAME];
@@ -57,6 +58,53 @@ static void flush_events(sb_server_t *s, int final) {
     if (final && s->streaming && s->nev) send_events(s);
 }
 
+/* Aggregated readout: add one fire mask to the layer's bit-sliced counters,
+ * a ripple-carry add of the mask over the planes. No branch per neuron: the
+ * cost depends on the carry chain (about two planes on average), not on how
+ * many of the 32 neurons fired. */
+static inline void count_fires(uint32_t *plane, uint32_t carry) {
+    uint32_t *end = plane + SB_COUNT_PLANES;
+    do {
+        uint32_t c = *plane & carry;
+        *plane++ ^= carry;
+        carry = c;
+    } while (carry && plane != end);
+}
+
+/* Send the window's counts as one SB_CMD_COUNTS frame and start a new window. */
+static void send_counts(sb_server_t *s) {
+    uint8_t body[sizeof(sb_msg_counts_t) + 2 * SB_MAX_LAYERS * SB_MAX_NEURONS];
+    const sb_dev_t *d = &s->dev;
+    sb_msg_counts_t h;
+    memset(&h, 0, sizeof h);
+    h.step0 = s->win_step0;
+    h.steps = s->win_steps;
+    h.layers = d->p.layers;
+    size_t n = sizeof h;
+    for (uint8_t l = 0; l < d->p.layers; l++) {
+        const uint8_t nn = d->neurons[l];
+        uint16_t cnt[SB_MAX_NEURONS];
+        h.neurons[l] = nn;
+        memset(cnt, 0, sizeof cnt);
+        /* transpose the planes: work per set bit only */
+        for (uint32_t k = 0; k < SB_COUNT_PLANES; k++)
+            for (uint32_t m = s->planes[l][k]; m; m &= m - 1u) cnt[sb_ctz32(m)] |= (uint16_t)(1u << k);
+        memcpy(body + n, cnt, 2u * nn);
+        n += 2u * nn;
+    }
+    memcpy(body, &h, sizeof h);
+    send(s, SB_CMD_COUNTS, SB_F_EVENT, s->event_seq++, body, n, 0);
+    memset(s->planes, 0, sizeof s->planes);
+    s->win_step0 += s->win_steps;
+    s->win_steps = 0;
+}
+
+/* The device's fire hook during SB_INFER_COUNTS: count, nothing else. */
+static void on_fire_count(void *ctx, uint8_t layer, uint32_t step, uint32_t mask) {
+    (void)step;
+    count_fires(((sb_server_t *)ctx)->planes[layer], mask);
+}
+
 /* Synchronous event capture, used when the system has no asynchronous readout. */
 static void on_fire(void *ctx, uint8_t layer, uint32_t step, uint32_t mask) {
     sb_server_t *s = ctx;
@@ -68,6 +116,12 @@ static void on_fire(void *ctx, uint8_t layer, uint32_t step, uint32_t mask) {
     e->mask = mask;
     e->layer = layer;
     e->pad[0] = e->pad[1] = e->pad[2] = 0;
+}
+
+static void set_counting(sb_server_t *s, int on) {
+    s->counting = (uint8_t)on;
+    s->dev.on_fire = on ? on_fire_count : on_fire;
+    if (s->io.count_mode) s->io.count_mode(s->io.ctx, on);
 }
 
 void sb_server_init(sb_server_t *s, const sb_server_io_t *io, sb_port_t *port) {
@@ -180,20 +234,38 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         if ((rc = unpack_input(s, req + sizeof m, n - sizeof m, m.steps, m.flags & SB_INFER_LEVELS))) {
             *detail = (uint32_t)n; return rc;
         }
+        const int counting = (m.flags & SB_INFER_COUNTS) != 0;
+        if (counting && (m.flags & SB_INFER_EVENTS)) { *detail = m.flags; return SB_EINVAL; }
         if ((m.flags & SB_INFER_RESET) && (rc = sb_dev_reset_neurons(d))) return rc;
         sb_msg_infer_resp_t r = {m.steps, nn, last, d->step};
         uint8_t *masks = out + sizeof r;
         uint8_t *vs = masks + 4u * m.steps;
         s->streaming = (m.flags & SB_INFER_EVENTS) != 0;
+        if (counting) {
+            memset(s->planes, 0, sizeof s->planes);
+            s->win_len = m.window ? m.window : m.steps;
+            s->win_steps = 0;
+            s->win_step0 = d->step;
+            set_counting(s, 1);
+        }
         for (uint16_t t = 0; t < m.steps; t++) {
             uint32_t mk;
             int32_t v[SB_MAX_NEURONS];
             rc = sb_dev_run(d, 1, &s->levels[(size_t)t * d->p.rows], &mk, (trace || t + 1 == m.steps) ? v : NULL);
-            if (rc) { s->streaming = 0; return rc; }
+            if (rc) {
+                s->streaming = 0;
+                if (counting) set_counting(s, 0);
+                return rc;
+            }
             memcpy(masks + 4u * t, &mk, 4);
             if (trace) memcpy(vs + 4u * nn * t, v, 4u * nn);
             else if (t + 1 == m.steps) memcpy(vs, v, 4u * nn);
+            if (counting && ++s->win_steps == s->win_len) send_counts(s);
             if (s->io.drain) flush_events(s, 0);
+        }
+        if (counting) {
+            if (s->win_steps) send_counts(s);
+            set_counting(s, 0);
         }
         flush_events(s, 1);
         s->streaming = 0;

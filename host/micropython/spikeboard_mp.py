@@ -77,6 +77,7 @@ CMD_STATE = 0x0B
 CMD_IMAGE = 0x0C
 CMD_ERROR = 0x7F
 CMD_EVENT = 0x40
+CMD_COUNTS = 0x41
 
 F_RESP = 0x01
 F_EVENT = 0x02
@@ -87,6 +88,7 @@ INFER_RESET = 0x01
 INFER_EVENTS = 0x02
 INFER_LEVELS = 0x04
 INFER_TRACE = 0x08
+INFER_COUNTS = 0x10
 
 COUNTERS_CLEAR = 0x01
 RESET_NEURONS = 0x01
@@ -120,6 +122,8 @@ FMT_IMAGE = "<IHBB"              # sb_msg_image_t, 8
 FMT_ERROR = "<hBBI"              # sb_msg_error_t, 8
 FMT_EVENT = "<IIIB3x"            # sb_event_t, 16
 EVENT_LEN = 16
+FMT_COUNTS = "<IHBB4B"           # sb_msg_counts_t, 12, then u16 counts per neuron of each layer
+COUNTS_LEN = 12
 COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples",
                   "measured_aj")
 FMT_COUNTERS = "<11Q"            # sb_counters_t, 88
@@ -139,6 +143,7 @@ CMD_NAMES = {
     CMD_HELLO: "hello", CMD_CONFIGURE: "configure", CMD_PROGRAM: "program", CMD_READ_G: "read_g",
     CMD_INFER: "infer", CMD_TRAIN: "train", CMD_PULSE: "pulse", CMD_COUNTERS: "counters",
     CMD_RESET: "reset", CMD_AGE: "age", CMD_STATE: "state", CMD_IMAGE: "image", CMD_ERROR: "error", CMD_EVENT: "event",
+    CMD_COUNTS: "counts",
 }
 
 
@@ -352,13 +357,18 @@ class Board:
     `timeout_ms` is resent with the same number (the board answers a duplicate
     from its cache) up to `retries` times, then LinkError. An ERROR frame raises
     DeviceError. EVENT frames that arrive meanwhile go to `on_event(t_us, step,
-    layer, mask)` when given, else are counted (`events`)."""
+    layer, mask)` when given, else are counted (`events`). COUNTS frames (the
+    aggregated readout, infer(counts=window)) go to `on_counts(step0, steps,
+    counts)`, counts a list per layer of per-neuron fire counts, else are
+    counted (`count_frames`)."""
 
-    def __init__(self, port, timeout_ms=2000, retries=6, on_event=None, seq=None):
+    def __init__(self, port, timeout_ms=2000, retries=6, on_event=None, seq=None, on_counts=None):
         self.port = port
         self.timeout_ms = timeout_ms
         self.retries = retries
         self.on_event = on_event
+        self.on_counts = on_counts
+        self.count_frames = 0         # COUNTS frames seen
         self.events = 0               # event records seen
         self.event_overflow = 0       # the board's count of events it could not send
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "bad_frames": 0, "stale": 0, "resyncs": 0}
@@ -496,6 +506,27 @@ class Board:
                 self.on_event(_u32(rx, o), _u32(rx, o + 4), rx[o + 12], _u32(rx, o + 8))
             o += EVENT_LEN
 
+    def _counts(self, n):
+        """A COUNTS frame's body is in self._rx[4:4+n]."""
+        rx = self._rx
+        if n < COUNTS_LEN:
+            return
+        self.count_frames += 1
+        if self.on_counts is None:
+            return
+        step0 = _u32(rx, 4)
+        steps = _u16(rx, 8)
+        layers = rx[10]
+        o = HDR_LEN + COUNTS_LEN
+        out = []
+        for la in range(layers if layers <= 4 else 4):
+            nn = rx[12 + la]
+            if o + 2 * nn > HDR_LEN + n:
+                break
+            out.append([_u16(rx, o + 2 * j) for j in range(nn)])
+            o += 2 * nn
+        self.on_counts(step0, steps, out)
+
     def request(self, cmd, n, timeout_ms=None):
         """Send the request whose payload the caller wrote to self._raw[4:4+n];
         returns the response payload length (the payload is self._rx[4:4+len],
@@ -536,7 +567,10 @@ class Board:
                 rseq = rx[2] | (rx[3] << 8)
                 plen = m - HDR_LEN
                 if flags & F_EVENT:
-                    self._event(plen)
+                    if rcmd == CMD_COUNTS:
+                        self._counts(plen)
+                    else:
+                        self._event(plen)
                     continue
                 if rcmd == CMD_ERROR and rseq == 0xFFFF:
                     st["resyncs"] += 1   # the board saw a corrupted frame: ours, most likely
@@ -645,13 +679,20 @@ class Board:
             return len(spikes) // per
         return len(spikes)
 
-    def infer(self, spikes, reset=True, events=False, masks=None, v=None):
+    def infer(self, spikes, reset=True, events=False, masks=None, v=None, counts=None):
         """Run time steps. spikes: a list of per-step row bitmasks (ints, LSB = row 0)
         or per-step bytes (ceil(rows/8) packed bytes, or `rows` level bytes when the
         card has pre_levels > 1), or one flat bytes-like of all steps.
         Returns (masks, v): the last layer's u32 fire mask per step and its i32
         membrane potentials after the last step. Pass preallocated `masks`
-        (len >= steps) and `v` (len >= neurons) to reuse them."""
+        (len >= steps) and `v` (len >= neurons) to reuse them.
+        events=True streams AER event frames (on_event); counts=W (0..255) the
+        aggregated readout instead: per-neuron fire counts of every W steps
+        (0: of each request) to on_counts."""
+        if counts is not None and (counts < 0 or counts > 255):
+            raise ConfigError("counts window %d: 0..255 time steps" % counts)
+        if counts is not None and events:
+            raise ConfigError("events and counts readouts are exclusive")
         levels = self.pre_levels > 1
         per = self._per_step(levels)
         steps = self._steps_of(spikes, per)
@@ -669,14 +710,16 @@ class Board:
         if v is None:
             v = [0] * nn
         rx = self._rx
-        flags = (INFER_LEVELS if levels else 0) | (INFER_EVENTS if events else 0)
+        flags = (INFER_LEVELS if levels else 0) | (INFER_EVENTS if events else 0) | \
+            (INFER_COUNTS if counts is not None else 0)
+        window = counts or 0
         t0 = 0
         while t0 < steps:
             k = steps - t0
             if k > chunk:
                 k = chunk
             f = flags | (INFER_RESET if reset and t0 == 0 else 0)
-            struct.pack_into(FMT_INFER, self._raw, HDR_LEN, k, f, 0)
+            struct.pack_into(FMT_INFER, self._raw, HDR_LEN, k, f, window)
             end = self._put_spikes(HDR_LEN + 4, spikes, t0, k, per, levels)
             n = self.request(CMD_INFER, end - HDR_LEN)
             rsteps = _u16(rx, HDR_LEN)

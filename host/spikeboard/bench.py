@@ -101,6 +101,8 @@ BENCH_ENV = "bench"
 FW_SHIFT = 0
 _TRAIN_SAMPLES = 8
 _INFER_SAMPLES = 8
+# SB_INFER_COUNTS windows of the aggregated-readout figure (0 = the whole 200-step request)
+COUNT_WINDOWS = (0, 50, 10)
 
 
 def _pio() -> str:
@@ -189,6 +191,9 @@ def _build_script(card: str, seed: int):
     s.hook(True)
     s.frame("events200", infer,
             pack("sb_msg_infer_t", steps=200, flags=lib.SB_INFER_RESET | lib.SB_INFER_EVENTS) + x200)
+    for w in COUNT_WINDOWS:
+        s.frame(f"counts200w{w}", infer,
+                pack("sb_msg_infer_t", steps=200, flags=lib.SB_INFER_RESET | lib.SB_INFER_COUNTS, window=w) + x200)
     # 2. digits app settings
     p2 = compile_card(load(card), "32x32", differential=True, seed=seed, neuron={"threshold": 4.0})
     s.frame("configure", lib.SB_CMD_CONFIGURE, params_bytes(p2))
@@ -245,8 +250,9 @@ def run_bench_image(elf, script: bytes, shift: int = FW_SHIFT, timeout: float = 
 def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int = 0, build: bool = True) -> dict:
     """Instructions per pulse, per event, per step and per sample, and wire
     bytes per sample, of the firmware counted in QEMU (-icount)."""
-    from ._hal import lib
+    from ._hal import ffi, lib
     from .emulator import EmulatorError, find_firmware
+    from .protocol import unpack
 
     if board != "netduinoplus2":
         raise EmulatorError(f"bench firmware runs on the emulated board only (netduinoplus2), not {board}")
@@ -271,15 +277,20 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
 
     # what came back on the wire
     resp, events = {}, []
+    counts_of: dict[int, list] = {}      # response seq -> the counts frames before it (body, size)
+    pending: list = []
     for (cmd, flags, seq, body), size in _split_frames(uart):
         if cmd == lib.SB_CMD_ERROR:
             raise EmulatorError(f"bench frame seq {seq} failed: {body.hex()}")
-        if flags & lib.SB_F_EVENT:
+        if flags & lib.SB_F_EVENT and cmd == lib.SB_CMD_COUNTS:
+            pending.append((body, size))
+        elif flags & lib.SB_F_EVENT:
             n = int.from_bytes(body[0:2], "little")
             ev = np.frombuffer(body, dtype="<u4", count=4 * n, offset=8).reshape(n, 4)
             events.append(ev)
         elif flags & lib.SB_F_RESP:
             resp[seq] = (body, size)
+            counts_of[seq], pending = pending, []
     by = {}
     for k, r in enumerate(rows):
         by.setdefault(r["tag"], []).append((k, r))
@@ -300,6 +311,28 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
     if fires != int(sum(bin(int(m)).count("1") for m in m200)):
         raise EmulatorError("bench: event frames and the INFER response disagree on the fires")
     readout = one("events200")["instructions"] - one("noreadout200")["instructions"]
+    # aggregated readout: per-neuron counts of each window must add up to the response's fire masks
+    bits = np.unpackbits(m200.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+    want = bits.sum(axis=0)[:p1.cols].astype(np.int64)
+    counts = {}
+    for w in COUNT_WINDOWS:
+        k_c = by[f"counts200w{w}"][0][0]
+        if not np.array_equal(masks(k_c, 200), m200):
+            raise EmulatorError(f"bench: counts run (window {w}) fired differently from the AER run")
+        got = np.zeros(p1.cols, np.int64)
+        frames_c = counts_of.get(k_c + 1, [])
+        for body, _ in frames_c:
+            h = unpack("sb_msg_counts_t", body)
+            got += np.frombuffer(body, dtype="<u2", count=h.neurons[0], offset=ffi.sizeof("sb_msg_counts_t"))
+        if not np.array_equal(got, want):
+            raise EmulatorError(f"bench: counts frames (window {w}) disagree with the INFER response's fires")
+        extra = one(f"counts200w{w}")["instructions"] - one("noreadout200")["instructions"]
+        counts[str(w or 200)] = {
+            "instructions_per_event": round(extra / fires, 1) if fires else None,
+            "frames": len(frames_c),
+            "bytes_per_frame": int(round(np.mean([sz for _, sz in frames_c]))) if frames_c else 0,
+        }
+    main_w = str(COUNT_WINDOWS[0] or 200)
     ring = one("step200")["instructions"] - one("noreadout200")["instructions"]
     # PULSE <port> <kind> <pulses> <ticks> <rc>
     pulses: dict = {}
@@ -329,7 +362,12 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
         "instructions_per_read_pulse": pulses[main_port]["read"],
         "pulse_port": main_port,
         "instructions_per_pulse_by_port": pulses,
+        # AER mode (SB_INFER_EVENTS): one 16-byte record per layer per step with a fire
         "instructions_per_event": round(readout / fires, 1) if fires else None,
+        # aggregated mode (SB_INFER_COUNTS): per-neuron counts, one frame per window
+        "instructions_per_event_counts": counts[main_w]["instructions_per_event"],
+        "counts_window_steps": int(main_w),
+        "counts_by_window": counts,
         "instructions_per_event_record": round(readout / records, 1) if records else None,
         # the part up to the task: fire hook -> ISR timestamp + ring push -> drain (no frames)
         "instructions_per_event_to_task": round(ring / fires, 1) if fires else None,
@@ -346,7 +384,12 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
                      "(sb_dev_read); per pulse, through the port named by pulse_port",
             "step": f"card {card}, 32x32 single-ended -> 32 LIF neurons, random weights, p(spike)=0.2; "
                     "INFER of 200 minus 100 steps, per step",
-            "event": "INFER 200 steps with event frames and the readout path (fire hook -> EXTI0 ISR "
+            "event_counts": "aggregated readout: the same INFER 200 steps with SB_INFER_COUNTS (the fires are "
+                            "only counted per neuron, bit-sliced, no event interrupt; one COUNTS frame of u16 "
+                            "counts per window goes out through the UART driver) minus the same INFER with the "
+                            "fire hook detached; per post-neuron fire. instructions_per_event_counts: window = "
+                            "the whole request (200 steps); counts_by_window: windows of 200, 50 and 10 steps",
+            "event": "AER mode: INFER 200 steps with event frames and the readout path (fire hook -> EXTI0 ISR "
                      "timestamp + ring push -> drain -> AER event frame -> UART driver) minus the same "
                      "INFER with the fire hook detached; per post-neuron fire (and per AER record: one "
                      "layer's fire mask of one step)",

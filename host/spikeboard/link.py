@@ -62,7 +62,7 @@ class LinkStats:
 
 class Link:
     def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 6, baudrate: int = 115200,
-                 on_event: Callable[[bytes], None] | None = None, transport=None, faults=None,
+                 on_event: Callable[[bytes, int], None] | None = None, transport=None, faults=None,
                  idle_gap: float = 0.1, max_resends: int = 2000, stats: LinkStats | None = None):
         self.url = url
         self.timeout = timeout
@@ -204,7 +204,7 @@ class Link:
                         self.stats.events_lost += (rseq - self._ev_seq - 1) & 0xFFFF
                     self._ev_seq = rseq
                     if self.on_event:
-                        self.on_event(body)
+                        self.on_event(body, rcmd)
                     continue
                 if rcmd == lib.SB_CMD_ERROR and rseq == 0xFFFF:
                     # the board saw a corrupted frame: ours, most likely

@@ -73,6 +73,13 @@ def _requests(mode: int) -> list[tuple[int, bytes]]:
         (lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=steps, flags=lib.SB_INFER_RESET | lv) + spikes(steps)),
         (lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=4, flags=lib.SB_INFER_EVENTS | lib.SB_INFER_TRACE | lv)
          + spikes(4)),
+        # aggregated readout: counts frames per window of 5 steps / of the whole request; with events: refused
+        (lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=steps, flags=lib.SB_INFER_COUNTS | lv, window=5)
+         + spikes(steps)),
+        (lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=3, flags=lib.SB_INFER_COUNTS | lib.SB_INFER_TRACE | lv)
+         + spikes(3)),
+        (lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=2, flags=lib.SB_INFER_COUNTS | lib.SB_INFER_EVENTS | lv,
+                                window=1) + spikes(2)),
         (lib.SB_CMD_TRAIN, pack("sb_msg_train_t", steps=steps, label=1, rule=lib.SB_RULE_SIGN, target=4,
                                 max_pulses=1, flags=lv, sample_id=7) + spikes(steps)),
         (lib.SB_CMD_TRAIN, pack("sb_msg_train_t", steps=6, label=0, rule=lib.SB_RULE_STDP, target=2,

@@ -31,7 +31,8 @@ enum sb_cmd {
     SB_CMD_STATE     = 0x0B, /* membrane potentials and refractory counters */
     SB_CMD_IMAGE     = 0x0C, /* read/write the device image (virtual chip state, counters) */
     SB_CMD_ERROR     = 0x7F, /* i16 code, u8 cmd that failed */
-    SB_CMD_EVENT     = 0x40, /* unsolicited: batched fire events */
+    SB_CMD_EVENT     = 0x40, /* unsolicited: batched fire events (AER) */
+    SB_CMD_COUNTS    = 0x41, /* unsolicited: per-neuron fire counts of one window */
 };
 
 #define SB_F_RESP  0x01
@@ -94,15 +95,20 @@ _Static_assert(sizeof(sb_msg_read_t) == 4, "wire struct");
  * width levels. Response: sb_msg_infer_resp_t then, per step, the fire mask of
  * the last layer (u32 each), then i32 v[neurons] of the last layer at the end.
  * With SB_INFER_EVENTS the fires of every layer also go out as event frames
- * through the asynchronous readout path. */
+ * through the asynchronous readout path. With SB_INFER_COUNTS (the aggregated
+ * readout, for high firing rates) the fires are only counted per neuron, and
+ * one SB_CMD_COUNTS frame goes out per `window` steps (the last window of the
+ * request may be shorter); window 0 = the whole request. SB_INFER_EVENTS and
+ * SB_INFER_COUNTS together are refused (SB_EINVAL). */
 #define SB_INFER_RESET   0x01 /* reset neurons before the first step */
 #define SB_INFER_EVENTS  0x02 /* stream AER event frames */
 #define SB_INFER_LEVELS  0x04 /* one byte per row: pulse-width level */
 #define SB_INFER_TRACE   0x08 /* membranes of every step, not only the last */
+#define SB_INFER_COUNTS  0x10 /* stream per-neuron fire counts, one frame per window */
 typedef struct {
     uint16_t steps;
     uint8_t flags;
-    uint8_t reserved;
+    uint8_t window;           /* SB_INFER_COUNTS: steps per counts window, 0 = the whole request */
 } sb_msg_infer_t;
 _Static_assert(sizeof(sb_msg_infer_t) == 4, "wire struct");
 
@@ -166,6 +172,19 @@ typedef struct {
 } sb_event_t;
 _Static_assert(sizeof(sb_event_t) == 16, "wire struct");
 #define SB_EVENTS_PER_FRAME ((SB_MAX_PAYLOAD - 8) / sizeof(sb_event_t))
+
+/* COUNTS frame body (SB_CMD_COUNTS, SB_F_EVENT, numbered with the event
+ * frames): sb_msg_counts_t, then for each layer l < layers, neurons[l] x
+ * u16 fire counts (neuron 0 first) over the window's steps. */
+typedef struct {
+    uint32_t step0;           /* board step counter at the window's first step */
+    uint16_t steps;           /* steps in this window */
+    uint8_t layers;
+    uint8_t reserved;
+    uint8_t neurons[4];       /* neurons of each layer (0 beyond `layers`) */
+} sb_msg_counts_t;
+_Static_assert(sizeof(sb_msg_counts_t) == 12, "wire struct");
+_Static_assert(SB_MAX_LAYERS <= 4, "sb_msg_counts_t.neurons");
 
 /* ERROR body */
 typedef struct {

@@ -21,6 +21,10 @@ typedef struct sb_server_io {
      * since the last call (counted, never silent). NULL: the server records
      * events itself, synchronously. */
     size_t (*drain)(void *ctx, sb_event_t *ev, size_t max, uint32_t *overflow);
+    /* Aggregated readout (SB_INFER_COUNTS): on = 1 while the server counts
+     * fires itself, so the system may stop raising one event interrupt per
+     * fire; on = 0 restores the AER path. NULL: nothing to switch. */
+    void (*count_mode)(void *ctx, int on);
     /* Board identity reported by HELLO. */
     const char *board;
     /* Reboot the MCU (RESET with SB_RESET_BOARD); NULL: not supported. */
@@ -28,6 +32,9 @@ typedef struct sb_server_io {
     /* Why the board last started: 0 power-on, 1 watchdog, 2 software, 3 pin. */
     uint8_t reset_reason;
 } sb_server_io_t;
+
+#define SB_COUNT_PLANES 9                   /* counts up to 511 >= SB_MAX_STEPS */
+_Static_assert(SB_MAX_STEPS < (1 << SB_COUNT_PLANES), "SB_COUNT_PLANES");
 
 typedef struct sb_server {
     sb_dev_t dev;
@@ -42,6 +49,12 @@ typedef struct sb_server {
     uint16_t nev;                           /* events waiting to go out */
     sb_event_t ev[SB_EVENTS_PER_FRAME];
     uint8_t streaming;                      /* current request asked for event frames */
+    uint8_t counting;                       /* current request asked for counts frames */
+    uint16_t win_len, win_steps;            /* counts window: length and steps so far */
+    uint32_t win_step0;                     /* step counter at the window's first step */
+    /* per-neuron fire counts of the window, bit-sliced: bit j of plane k is
+     * bit k of neuron j's count (a window has at most SB_MAX_STEPS fires) */
+    uint32_t planes[SB_MAX_LAYERS][SB_COUNT_PLANES];
     uint8_t req[SB_MAX_PAYLOAD];            /* decoded request payload */
     uint8_t out[SB_MAX_PAYLOAD];            /* response payload being built */
     uint8_t levels[SB_MAX_STEPS * SB_MAX_ROWS]; /* unpacked input spikes */

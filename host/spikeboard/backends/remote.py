@@ -2,6 +2,8 @@
 port) and `emulator` (the real firmware in QEMU on a socket UART)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .._hal import ffi, lib
@@ -15,6 +17,33 @@ _PAYLOAD = lib.SB_MAX_PAYLOAD
 _MIN_CHUNK = 32          # smallest bulk payload the adaptive chunking goes down to
 
 
+@dataclass
+class CountWindow:
+    """One COUNTS frame of the aggregated readout: fires per neuron of every
+    layer over `steps` time steps from the board's step counter `step0`."""
+    step0: int
+    steps: int
+    counts: list[np.ndarray]     # per layer: uint16[neurons]
+
+    @classmethod
+    def decode(cls, body: bytes) -> "CountWindow":
+        h = unpack("sb_msg_counts_t", body)
+        off = ffi.sizeof("sb_msg_counts_t")
+        counts = []
+        for layer in range(h.layers):
+            nn = h.neurons[layer]
+            if off + 2 * nn > len(body):
+                raise LinkError(f"counts frame: {len(body)} bytes, too short for layer {layer}")
+            counts.append(np.frombuffer(body, dtype="<u2", count=nn, offset=off).copy())
+            off += 2 * nn
+        return cls(int(h.step0), int(h.steps), counts)
+
+
+def sum_counts(windows: list[CountWindow], layer: int = -1) -> np.ndarray:
+    """Fires per neuron of `layer` summed over count windows."""
+    return np.sum([w.counts[layer].astype(np.int64) for w in windows], axis=0)
+
+
 class RemoteBackend(Backend):
     name = "serial"
     slow_timeout = 30.0      # PROGRAM / PULSE of many cells may take this long on a real board
@@ -24,6 +53,8 @@ class RemoteBackend(Backend):
         self.url = url
         self.events: list[tuple[int, int, int, int]] = []   # (t_us, step, layer, mask)
         self.event_overflow = 0
+        # aggregated readout (infer(counts=...)): one CountWindow per COUNTS frame
+        self.count_windows: list[CountWindow] = []
         self.link = link or Link(url, timeout=timeout, retries=retries, on_event=self._on_event, faults=faults)
         if link is not None:
             link.on_event = self._on_event
@@ -47,7 +78,10 @@ class RemoteBackend(Backend):
         self._frames_seen = None
 
     # -- plumbing ----------------------------------------------------------------
-    def _on_event(self, body: bytes) -> None:
+    def _on_event(self, body: bytes, cmd: int = lib.SB_CMD_EVENT) -> None:
+        if cmd == lib.SB_CMD_COUNTS:
+            self.count_windows.append(CountWindow.decode(body))
+            return
         n = body[0] | (body[1] << 8)
         self.event_overflow = int.from_bytes(body[4:8], "little")
         for k in range(n):
@@ -121,18 +155,27 @@ class RemoteBackend(Backend):
         room_out = min(room_out, _PAYLOAD - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn))
         return max(1, min(lib.SB_MAX_STEPS, room_out // out_per, (min(budget, _PAYLOAD) - 4) // per_in))
 
-    def infer(self, spikes, *, reset=True, trace=False, events=False):
+    def infer(self, spikes, *, reset=True, trace=False, events=False, counts=None):
+        """events: stream AER event frames (self.events). counts: the aggregated
+        readout instead, per-neuron fire counts in windows of `counts` time steps
+        (0: one window per request; a long inference is sent as several
+        requests, and a window never spans two) into self.count_windows."""
         x = self._check_spikes(spikes)
         nn = self.neurons()
         masks, vs = [], []
         v = np.zeros(nn, dtype=np.int32)
+        if counts is not None and not 0 <= int(counts) <= 255:
+            raise ConfigError(f"counts window {counts}: 0..255 time steps (0 = the whole request)")
+        if counts is not None and events:
+            raise ConfigError("infer: events (AER) and counts (aggregated) readouts are exclusive")
         flags = (lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0) | (lib.SB_INFER_TRACE if trace else 0) \
-            | (lib.SB_INFER_EVENTS if events else 0)
+            | (lib.SB_INFER_EVENTS if events else 0) | (lib.SB_INFER_COUNTS if counts is not None else 0)
+        window = int(counts or 0)
         t0 = 0
         while t0 < x.shape[0]:
             part = x[t0:t0 + self._steps_per_frame(trace)]
             f = flags | (lib.SB_INFER_RESET if reset and t0 == 0 else 0)
-            body = self._bulk_req(lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=len(part), flags=f)
+            body = self._bulk_req(lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=len(part), flags=f, window=window)
                                   + self._pack_spikes(part))
             hdr = unpack("sb_msg_infer_resp_t", body)
             off = ffi.sizeof("sb_msg_infer_resp_t")
