@@ -231,3 +231,22 @@ def test_errors_surface_as_device_errors():
     _, r = configured_pair()
     with pytest.raises(DeviceError, match="SB_ERANGE"):
         r._req(lib.SB_CMD_READ_G, pack("sb_msg_read_t", first=1020, n=10))
+
+
+def test_pulse_work_is_bounded_and_the_host_splits_it():
+    """A PULSE over SB_MAX_PULSE_WORK cell-pulses (a board would sit in it past
+    its watchdog) is refused with SB_EINVAL; the host splits such a request
+    into parts and ends with the same conductances as the model in one call."""
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("rram-nonlinear"), "32x32")
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    cells, count = 512, lib.SB_MAX_PULSE_WORK // 512 + 1
+    cmd, _, _, body = raw(t, encode_frame(lib.SB_CMD_PULSE, 0, 2, pack("sb_msg_pulse_t", first=0, n=cells,
+                                                                         count=count, polarity=1)))
+    assert cmd == lib.SB_CMD_ERROR and unpack("sb_msg_error_t", body).code == lib.SB_EINVAL
+    c = unpack("sb_counters_t", raw(t, encode_frame(lib.SB_CMD_COUNTERS, 0, 3, b"\x00"))[3])
+    assert c.pot == 0                                   # refused before any pulse
+    m, r = configured_pair("rram-nonlinear")
+    for pol, n in ((1, 1024), (-1, 300), (1, 65535)):
+        assert np.array_equal(m.pulse(0, 1024, pol, n), r.pulse(0, 1024, pol, n))
+    assert m.counters() == r.counters()

@@ -37,7 +37,7 @@
 #define LEARN_STALL 2               /* pulses without any movement: the device is stuck */
 #define LEARN_SKIP_Q16 62259u       /* p(label) >= 0.95: classified with margin, no update */
 #define LEARN_LR_OUT_Q8 16          /* quanta per input spike per unit error, Q8 (last layer) */
-#define LEARN_LR_HID_Q8 8           /* same, hidden layers (DFA) */
+#define LEARN_LR_HID_Q8 4           /* same, hidden layers (DFA) */
 #define ACC_FRAC 8                  /* accumulator: quanta in Q8 */
 #define ACC_ONE (1 << ACC_FRAC)
 #define ACC_MAX (8 * ACC_ONE)       /* at most 8 quanta owed per synapse */

@@ -299,6 +299,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         memcpy(&m, req, sizeof m);
         if ((uint32_t)m.first + m.n > sb_dev_cells(d)) { *detail = (uint32_t)m.first + m.n; return SB_ERANGE; }
         if (2u * m.n > SB_MAX_PAYLOAD) { *detail = m.n; return SB_ELEN; }
+        if ((uint32_t)m.n * m.count > SB_MAX_PULSE_WORK) { *detail = (uint32_t)m.n * m.count; return SB_EINVAL; }
         if ((rc = sb_dev_pulse(d, m.first, m.n, m.polarity, m.count))) return rc;
         uint16_t g[SB_MAX_PAYLOAD / 2];
         if ((rc = sb_dev_read(d, m.first, m.n, g))) return rc;

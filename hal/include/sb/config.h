@@ -21,6 +21,10 @@
 #define SB_CURVE_BINS 64                /* step tables per branch, indexed by position in window */
 #define SB_MAX_STEPS 256                /* time steps of one inference/training request */
 #define SB_MAX_PAYLOAD 1024             /* largest frame payload on the wire */
+/* Cell-pulses one PULSE request may ask for (cells x count): the board must
+ * answer well inside its watchdog period (about 0.4 s on the virtual chip of
+ * a 168 MHz M4); the host splits bigger requests. */
+#define SB_MAX_PULSE_WORK 262144
 
 #define SB_VERSION_MAJOR 0
 #define SB_VERSION_MINOR 1

@@ -241,12 +241,24 @@ class RemoteBackend(Backend):
         self._check_cells(first, n)
         if polarity not in (-1, 0, 1):
             raise ConfigError(f"polarity must be -1, 0 or +1, got {polarity}")
+        # a request holds at most SB_MAX_PULSE_WORK cell-pulses (the board answers inside its
+        # watchdog period): fewer cells per request, and long counts in parts; every cell still
+        # gets its own pulses in the same order, so the result is the same bits
+        work = lib.SB_MAX_PULSE_WORK
+        per = max(1, min(count, work))
         out = []
         a = first
         while a < first + n:
-            k = min(self._chunk // 2, first + n - a)
-            body = self._bulk_req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=count,
-                                                         polarity=polarity), timeout=max(self.link.timeout, self.slow_timeout))
+            k = min(self._chunk // 2, first + n - a, max(1, work // per))
+            left = count
+            while True:
+                c = min(left, per)
+                body = self._bulk_req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=c,
+                                                             polarity=polarity),
+                                      timeout=max(self.link.timeout, self.slow_timeout))
+                left -= c
+                if left <= 0:
+                    break
             out.append(np.frombuffer(body, dtype="<u2", count=k))
             a += k
         return np.concatenate(out)
