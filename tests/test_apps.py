@@ -175,3 +175,21 @@ def test_output_neurons_avoid_stuck_cells():
     P = prepare(get_app("digits"), 32, 0, neurons=16, train_limit=300, test_limit=150)
     r = train_insitu(b, P, epochs=2, rule="compensated", target=1, max_pulses=32, neurons=chosen)
     assert r.accuracy > 0.4
+
+
+def test_frames_encoder_counts_and_segments():
+    """Sigma-delta stream coding: a row's count over the stream is p_max times
+    its integral within one spike. Segments put each half of the stream on
+    its own block of rows; the last feature row is the bias row at full rate."""
+    rng = np.random.default_rng(2)
+    x = rng.random((5, 32, 4))
+    s = encoders.frames(x, 8, seed=0, ids=np.arange(5), p_max=0.5)
+    assert s.shape == (5, 32, 8) and not s[:, :, 4:].any()
+    assert np.abs(s.sum(1)[:, :4] - 0.5 * x.sum(1)).max() <= 1.0
+    series = [rng.normal(size=(int(n), 3)) for n in rng.integers(20, 60, 12)]
+    tr, te, info = base.frame_features(series, series[:2], 16, 32, segments=2)
+    assert tr.shape == (12, 32, 7) and "2 time segments" in info and "bias" in info
+    assert not tr[:, :16, 3:6].any() and not tr[:, 16:, 0:3].any()     # each half on its own rows
+    assert (tr[:, :, 6] == 1).all()
+    with pytest.raises(ConfigError):
+        base.frame_features(series, series, 4, 32, segments=4)

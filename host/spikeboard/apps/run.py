@@ -117,23 +117,40 @@ def train_insitu(backend, P: Prepared, *, epochs: int, rule: str, target: int, m
     return RunResult(acc, tuple(accs + [acc]), c1 - c0, c2 - c1, n * epochs, len(P.y_test))
 
 
-def train_exsitu(backend, P: Prepared) -> float | None:
+def train_exsitu(backend, P: Prepared, neurons: np.ndarray | None = None) -> float | None:
     """Float training then write-verify: a logistic regression without
     intercept on the spike counts the chip integrates, its weights scaled to
     the window (largest |w| = one full window) and programmed onto the
-    differential pairs. Single-layer differential arrays only (None otherwise)."""
+    differential pairs of the class neurons (`neurons`, see output_neurons).
+    Stuck-aware: after the first pass the pairs are read back, and where one
+    device missed its target (stuck, or out of its own window) its partner is
+    programmed again so that the pair's difference is the wanted weight.
+    Single-layer differential arrays only (None otherwise)."""
     p = backend.params
     if p.layers != 1 or not p.diff_mask & 1:
         return None
     from sklearn.linear_model import LogisticRegression
 
+    nmap = np.arange(P.classes) if neurons is None else np.asarray(neurons)
     clf = LogisticRegression(max_iter=3000, fit_intercept=False).fit(P.x_train.mean(1), P.y_train)
     W = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_, clf.coef_])
     W = W / np.abs(W).max()
     win = p.g_max - p.g_min
+    tol = max(1, win // 100)
     t = np.full((p.rows, p.cols), p.g_min, np.int64)
-    for j in range(W.shape[0]):
-        t[:, 2 * j] = p.g_min + np.round(np.clip(W[j], 0, 1) * win)
-        t[:, 2 * j + 1] = p.g_min + np.round(np.clip(-W[j], 0, 1) * win)
-    backend.program(t.ravel().astype(np.uint16), tolerance=max(1, win // 100), max_pulses=200)
-    return float((predict(backend, P.x_test, P.classes) == P.y_test).mean())
+    want = np.zeros((p.rows, p.cols // 2), np.int64)
+    for j, n in enumerate(nmap):
+        want[:, n] = np.round(W[j] * win)
+        t[:, 2 * n] = p.g_min + np.clip(want[:, n], 0, win)
+        t[:, 2 * n + 1] = p.g_min + np.clip(-want[:, n], 0, win)
+    backend.program(t.ravel().astype(np.uint16), tolerance=tol, max_pulses=200)
+    g = backend.read_conductance().astype(np.int64).reshape(p.rows, p.cols)
+    gp, gm = g[:, 0::2], g[:, 1::2]
+    miss_p = np.abs(gp - t[:, 0::2]) > 2 * tol
+    miss_m = np.abs(gm - t[:, 1::2]) > 2 * tol
+    t2 = t.copy()
+    t2[:, 1::2] = np.where(miss_p & ~miss_m, np.clip(gp - want, p.g_min, p.g_max), t[:, 1::2])
+    t2[:, 0::2] = np.where(miss_m & ~miss_p, np.clip(gm + want, p.g_min, p.g_max), t[:, 0::2])
+    if (t2 != t).any():
+        backend.program(t2.ravel().astype(np.uint16), tolerance=tol, max_pulses=200)
+    return float((predict(backend, P.x_test, P.classes, neurons=nmap) == P.y_test).mean())

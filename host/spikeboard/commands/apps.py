@@ -71,7 +71,7 @@ def _one(app, geom, card, seed, stuck, quick):
     if not deep and seed == 0:
         b2 = ModelBackend()
         b2.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr))
-        ex = train_exsitu(b2, P)
+        ex = train_exsitu(b2, P, output_neurons(b2, P.classes))
     return P, b, r, ex, rule, epochs
 
 
@@ -140,7 +140,8 @@ def to_markdown(results, args, seconds, fw=None) -> str:
          "accumulators, read-verify conductance quanta, a blocked-device map that routes updates around "
          "stuck cells; table apps use 31 inputs plus a bias row). 16x16x3: three single-ended layers, hidden "
          "layers start from a seeded random projection and ALL layers train on the chip with rule `dfa` "
-         "(direct feedback alignment on the MCU), threshold 1.0. Stuck: --stuck adds that fraction of stuck "
+         f"(direct feedback alignment on the MCU), threshold {DEEP['threshold']}. Classes sit on the output neurons "
+         "with the fewest faulty cells found by a yield scan (in situ and ex situ). Stuck: --stuck adds that fraction of stuck "
          "cells, half at Gmin and half at Gmax.", "",
          "| app | geometry | card | stuck | rule | epochs | baseline % | in situ % | ex situ % | train pulses/sample |",
          "|---|---|---|---|---|---|---|---|---|---|"]
