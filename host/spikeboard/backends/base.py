@@ -188,6 +188,16 @@ class Backend(ABC):
             raise ConfigError(f"input spikes: levels must be 0..{p.pre_levels}, got {x.min()}..{x.max()}")
         return np.ascontiguousarray(x, dtype=np.uint8)
 
+    def _check_train(self, spikes, label: int, rule: str) -> np.ndarray:
+        x = self._check_spikes(spikes)
+        if rule not in RULES:
+            raise ConfigError(f"unknown learning rule {rule!r} (one of {', '.join(RULES)})")
+        if not 0 <= label < self.neurons():
+            raise ConfigError(f"label {label} out of range 0..{self.neurons() - 1}")
+        if x.shape[0] > lib.SB_MAX_STEPS:
+            raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
+        return x
+
     def _check_batch(self, spikes) -> np.ndarray:
         x = np.asarray(spikes)
         if x.ndim != 3:

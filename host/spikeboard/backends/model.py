@@ -76,13 +76,7 @@ class ModelBackend(Backend):
         return masks
 
     def train(self, spikes, label, *, rule="sign", target=8, max_pulses=1, sample_id=0) -> TrainResult:
-        x = self._check_spikes(spikes)
-        if rule not in RULES:
-            raise ConfigError(f"unknown learning rule {rule!r} (one of {', '.join(RULES)})")
-        if not 0 <= label < self.neurons():
-            raise ConfigError(f"label {label} out of range 0..{self.neurons() - 1}")
-        if x.shape[0] > lib.SB_MAX_STEPS:
-            raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
+        x = self._check_train(spikes, label, rule)
         req = ffi.new("sb_train_req_t *", {"steps": x.shape[0], "label": label, "rule": RULES[rule],
                                            "target": target, "max_pulses": max_pulses, "levels": 1,
                                            "sample_id": sample_id & 0xFFFFFFFF})

@@ -193,13 +193,7 @@ class RemoteBackend(Backend):
         return out, (np.concatenate(vs) if trace else v)
 
     def train(self, spikes, label, *, rule="sign", target=8, max_pulses=1, sample_id=0) -> TrainResult:
-        x = self._check_spikes(spikes)
-        if rule not in RULES:
-            raise ConfigError(f"unknown learning rule {rule!r} (one of {', '.join(RULES)})")
-        if not 0 <= label < self.neurons():
-            raise ConfigError(f"label {label} out of range 0..{self.neurons() - 1}")
-        if x.shape[0] > lib.SB_MAX_STEPS:
-            raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
+        x = self._check_train(spikes, label, rule)
         payload = pack("sb_msg_train_t", steps=x.shape[0], label=label, rule=RULES[rule], target=target,
                        max_pulses=max_pulses, flags=lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0,
                        sample_id=sample_id & 0xFFFFFFFF) + self._pack_spikes(x)
