@@ -169,6 +169,7 @@ def load_run(run: Path) -> tuple[Counters, cardlib.Card, str, dict]:
         cfg = json.loads((run / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"run {run}: broken JSON: {e}") from None
+    cnt.setdefault("measured_aj", 0)      # runs from before boards measured energy
     missing = [k for k in COUNTER_FIELDS if k not in cnt]
     if missing:
         raise ConfigError(f"{run / 'counters.json'}: missing counters {', '.join(missing)}")
@@ -193,7 +194,7 @@ def spec_check(card: str | Path | cardlib.Card = "spec", *, geometry: str | None
         card_obj = card if isinstance(card, cardlib.Card) else cardlib.load(card)
     geometry = geometry or card_obj["geometry"]["preset"]
     params = cardlib.compile_card(card_obj, geometry, seed=seed, differential=differential)
-    out = Path(out_dir) if out_dir is not None else Path(f"spec-{card_obj.name}")
+    out = Path(out_dir) if out_dir is not None else Path("runs") / f"spec-{card_obj.name}"
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda *a: None)
 

@@ -25,7 +25,7 @@ def register(sub, common):
                                    "neuron: f-I curve, max sustained rate, energy per spike. interface: "
                                    "rate and energy per operation of the pre/post circuits.")
     p.add_argument("--scheme", required=True, choices=ch.SCHEMES + ("all",))
-    p.add_argument("--out-dir", default="characterize", help="directory for CSV and PNG (default %(default)s)")
+    p.add_argument("--out-dir", default="runs/characterize", help="directory for CSV and PNG (default %(default)s)")
     p.add_argument("--pattern", default=None, help="pd: pulse pattern (default '(P<pulses> H16 D<pulses>)x3')")
     p.add_argument("--cells", default=None, help="pd/endurance: 'all', '0-15' or '0,4,8-11' (default: 16 / 4 cells)")
     p.add_argument("--start", choices=("min", "max", "as-is"), default="min", help="pd: state before the pattern")

@@ -16,7 +16,7 @@ def register(sub, common):
                                    "block; and which per-event energies would reach 1,000 TOPS/W. Writes an "
                                    "HTML page with figures into --out-dir. Exit status 0 even when rows fail.")
     p.add_argument("--run", default=None, help="session run directory (counters.json, card.toml, config.json)")
-    p.add_argument("--out-dir", default=None, help="directory for the HTML page and data (default spec-<card>)")
+    p.add_argument("--out-dir", default=None, help="directory for the HTML page and data (default runs/spec-<card>)")
     p.add_argument("--single-ended", action="store_true", help="compile the card single-ended (one column per neuron)")
     p.add_argument("--endurance-pulses", type=float, default=3e7, help="endurance run length per cell")
     return p
