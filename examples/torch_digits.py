@@ -24,6 +24,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from spikeboard.backends import open_backend
+from spikeboard.session import predict
 from spikeboard.torch import ChipConfig, ChipNet, HardwareLoop, count_loss, deploy
 
 
@@ -40,9 +41,7 @@ def encode(images: np.ndarray, inputs: int, steps: int, seed: int) -> np.ndarray
     return (rng.random((len(feat), steps, inputs)) < feat[:, None, :]).astype(np.uint8)
 
 
-def predict(fires: np.ndarray, v: np.ndarray, classes: int) -> np.ndarray:
-    counts = fires[..., :classes].sum(1).astype(np.int64)
-    return np.argmax(counts * (1 << 33) + v[..., :classes].astype(np.int64), axis=1)
+CLASSES = np.arange(10)          # class k is read from output neuron k
 
 
 def main(argv=None) -> int:
@@ -94,13 +93,13 @@ def main(argv=None) -> int:
     net.eval()
     with torch.no_grad():
         f = net(torch.as_tensor(Xte)).numpy()
-    acc_sim = float(np.mean(predict(f, net.v.numpy(), 10) == yte))
+    acc_sim = float(np.mean(predict(f, net.v.numpy(), CLASSES) == yte))
 
     be = open_backend(a.backend, port=a.port)
     try:
         rep = deploy(net, be)
         fires, v = be.infer_batch(net.pad_input(Xte))
-        pred_chip = predict(fires, v, 10)
+        pred_chip = predict(fires, v, CLASSES)
         acc_chip = float(np.mean(pred_chip == yte))
         # the model with the read-back conductances mirrors the chip bit for bit
         with torch.no_grad():
@@ -115,7 +114,7 @@ def main(argv=None) -> int:
                     idx = perm[i:i + 64]
                     loop.step(Xtr[idx], Ytr[idx])
             fires, v = be.infer_batch(net.pad_input(Xte))
-            acc_hil = float(np.mean(predict(fires, v, 10) == yte))
+            acc_hil = float(np.mean(predict(fires, v, CLASSES) == yte))
     finally:
         be.close()
 
