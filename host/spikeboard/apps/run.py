@@ -20,10 +20,14 @@ def geometry_layout(geometry: str) -> tuple[int, list[bool]]:
     return rows, ([True] if layers == 1 else [False] * layers)
 
 
-def make_params(card: str, geometry: str, *, seed: int, stuck: float = 0.0, threshold: float = 4.0):
+def make_params(card: str, geometry: str, *, seed: int, stuck: float = 0.0, threshold: float = 4.0,
+                v_min: float | None = None):
+    """The compiled block of a card for an application: its geometry layout,
+    the app's neuron threshold and, where the app sets one, membrane floor."""
     _, diff = geometry_layout(geometry)
+    neuron = {"threshold": threshold} if v_min is None else {"threshold": threshold, "v_min": v_min}
     return cardlib.compile_card(cardlib.load(card), geometry, seed=seed, stuck=stuck,
-                                differential=diff, neuron={"threshold": threshold})
+                                differential=diff, neuron=neuron)
 
 
 def init_array(backend, seed: int) -> None:
@@ -68,21 +72,26 @@ def output_neurons(backend, classes: int, *, pulses: int = 256, min_window_frac:
     return np.sort(np.argsort(per_neuron, kind="stable")[:classes])
 
 
+def decide(fires: np.ndarray, v: np.ndarray, neurons: np.ndarray, v_th: int) -> np.ndarray:
+    """The prediction rule. fires (..., steps, neurons), v (..., neurons) the
+    final membranes; class k is read from output neuron neurons[k]. Score =
+    fires x v_th + v, the charge the neuron integrated (reset by subtraction
+    keeps the remainder in v): the same output y = fires + v / v_th that the
+    on-chip rules form their error on. On silicon, whose membranes cannot be
+    read (v = 0), this is the fire count. Ties go to the lower class."""
+    sel = np.asarray(neurons)
+    counts = fires[..., sel].sum(axis=-2).astype(np.int64)
+    return (counts * int(v_th) + v[..., sel].astype(np.int64)).argmax(axis=-1)
+
+
 def predict(backend, x: np.ndarray, classes: int, batch: int = 256, neurons: np.ndarray | None = None) -> np.ndarray:
-    """The prediction rule: argmax over the class neurons (`neurons`, default
-    the first `classes`) of (fire count, then final membrane potential)."""
+    """Predictions for a batch of samples on any backend (see decide)."""
     sel = np.arange(classes) if neurons is None else np.asarray(neurons)
     out = []
     for k in range(0, len(x), batch):
         s, v = backend.infer_batch(x[k:k + batch])
-        cnt = s.sum(1).astype(np.int64)[:, sel]
-        vv = v.astype(np.int64)[:, sel]
-        out.append(_lexargmax(cnt, vv))
+        out.append(decide(s, v, sel, backend.params.v_th))
     return np.concatenate(out)
-
-
-def _lexargmax(cnt: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return (cnt * (1 << 40) + v).argmax(1)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def _one(app, geom, card, seed, stuck, quick):
     P = prepare(app, rows, seed, neurons=16, **lim)
     epochs = max(1, app.epochs // 2) if quick else app.epochs
     b = ModelBackend()
-    b.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr))
+    b.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr, v_min=app.v_min))
     neurons = output_neurons(b, P.classes)
     init_array(b, seed)
     r = train_insitu(b, P, epochs=epochs, rule=rule, target=app.target, max_pulses=app.max_pulses, seed=seed,
@@ -70,7 +70,7 @@ def _one(app, geom, card, seed, stuck, quick):
     ex = None
     if not deep and seed == 0:
         b2 = ModelBackend()
-        b2.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr))
+        b2.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr, v_min=app.v_min))
         ex = train_exsitu(b2, P, output_neurons(b2, P.classes))
     return P, b, r, ex, rule, epochs
 
@@ -141,7 +141,9 @@ def to_markdown(results, args, seconds, fw=None) -> str:
          "stuck cells; table apps use 31 inputs plus a bias row). 16x16x3: three single-ended layers, hidden "
          "layers start from a seeded random projection and ALL layers train on the chip with rule `dfa` "
          f"(direct feedback alignment on the MCU), threshold {DEEP['threshold']}. Classes sit on the output neurons "
-         "with the fewest faulty cells found by a yield scan (in situ and ex situ). Stuck: --stuck adds that fraction of stuck "
+         "with the fewest faulty cells found by a yield scan (in situ and ex situ), and the prediction is the "
+         "class neuron with the most integrated charge (fires x threshold + final membrane). "
+         "Stuck: --stuck adds that fraction of stuck "
          "cells, half at Gmin and half at Gmax.", "",
          "| app | geometry | card | stuck | rule | epochs | baseline % | in situ % | ex situ % | train pulses/sample |",
          "|---|---|---|---|---|---|---|---|---|---|"]

@@ -27,7 +27,7 @@ def run_nir(args) -> dict:
     from ..apps import get_app, prepare
     from ..apps.builtin import user_app
     from ..backends import open_backend
-    from ..session import predict
+    from ..apps.run import decide
     try:
         from .. import nir as nirlib
     except ImportError as e:
@@ -63,7 +63,7 @@ def run_nir(args) -> dict:
                               file=args.data or args.app, field="y" if args.data else None)
         xp = m.pad_input(data.x_test)
         fires, v = b.infer_batch(xp) if b.name == "model" else _each(b, xp)
-        pred = predict(fires[..., :m.n_out], v[..., :m.n_out], np.arange(data.classes))
+        pred = decide(fires[..., :m.n_out], v[..., :m.n_out], np.arange(data.classes), b.params.v_th)
         acc = float((pred == data.y_test).mean())
         out.update({"app": app.name, "accuracy": acc, "test_samples": len(data.y_test),
                     "text": f"{args.nir} on {b.name}: {app.name} accuracy {acc:.4f} on {len(data.y_test)} samples"})
