@@ -70,6 +70,24 @@ def test_training_50_samples_conductances_and_counters(other):
     assert m.counters() == other.counters()
 
 
+@pytest.mark.parametrize("rule", ["sign", "dfa"])
+def test_batched_training_matches_single_samples(other, rule):
+    """TRAIN_BATCH (as many samples per request as the link carries) against the
+    model trained one sample at a time: results, conductances, counters."""
+    m = pair(other)
+    x, y = samples(7, 40, steps=30)
+    if hasattr(other, "link"):
+        other.link.clean_run = max(other.link.clean_run, 8)     # a clean line: full-size requests
+        assert other.train_chunk(30, rule) > 1
+    want = [m.train(x[i], int(y[i]), rule=rule, target=4, sample_id=500 + i) for i in range(40)]
+    got = other.train_batch(x, y, range(500, 540), rule=rule, target=4)
+    assert [(r.sample_id, r.predicted, r.pulses, r.counts.tolist()) for r in want] == \
+        [(r.sample_id, r.predicted, r.pulses, r.counts.tolist()) for r in got]
+    assert m.counters().pot + m.counters().dep > 0
+    assert np.array_equal(m.read_conductance(), other.read_conductance())
+    assert m.counters() == other.counters()
+
+
 @pytest.mark.parametrize("rule", ["stochastic", "stdp", "compensated"])
 def test_every_learning_rule_matches(other, rule):
     m = pair(other)

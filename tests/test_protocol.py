@@ -250,3 +250,162 @@ def test_pulse_work_is_bounded_and_the_host_splits_it():
     for pol, n in ((1, 1024), (-1, 300), (1, 65535)):
         assert np.array_equal(m.pulse(0, 1024, pol, n), r.pulse(0, 1024, pol, n))
     assert m.counters() == r.counters()
+
+
+# ---------------------------------------------------------------- TRAIN_BATCH
+def _item(x: np.ndarray, label: int, sid: int, **kw) -> bytes:
+    """One TRAIN_BATCH item: exactly a TRAIN body."""
+    m = dict(steps=len(x), label=label, rule=lib.SB_RULE_SIGN, target=4, max_pulses=1, sample_id=sid)
+    m.update(kw)
+    return pack("sb_msg_train_t", **m) + np.packbits(x, axis=1, bitorder="little").tobytes()
+
+
+def _batch(items: list[bytes]) -> bytes:
+    return pack("sb_msg_train_batch_t", n=len(items)) + b"".join(items)
+
+
+def test_train_batch_equals_single_trains_and_the_model(rng):
+    """TRAIN_BATCH over the in-process server: the same results, conductances and
+    counters as single TRAINs and as the model backend, in fewer requests."""
+    p = cards.compile_card(cards.load("rram-nonlinear"), "32x32")
+    x = (rng.random((30, 24, 32)) < 0.25).astype(np.uint8)
+    y = rng.integers(0, 10, 30)
+    got = []
+    for mode in ("model", "single", "batch", "model-batch"):
+        b = ModelBackend() if mode.startswith("model") else InprocBackend()
+        b.configure(p)
+        if mode in ("single", "model"):
+            rs = [b.train(x[i], int(y[i]), target=4, sample_id=1000 + i) for i in range(30)]
+        else:
+            rs = b.train_batch(x, y, range(1000, 1030), target=4)
+        got.append(([(r.sample_id, r.predicted, r.pulses, r.counts.tolist()) for r in rs],
+                    b.read_conductance(), b.counters(), getattr(getattr(b, "link", None), "stats", None)))
+    (r0, g0, c0, _), *rest = got
+    assert c0.pot + c0.dep > 0 and c0.samples == 30
+    for r, g, c, _ in rest:
+        assert r == r0 and np.array_equal(g, g0) and c == c0
+    single, batch = got[1][3], got[2][3]
+    assert batch.requests < single.requests / 2, (batch.requests, single.requests)
+
+
+def test_train_batch_chunk_fits_both_directions():
+    _, r = configured_pair("spec")
+    nn = r.neurons()
+    r.link.clean_run = 100                       # a clean line: the whole payload
+    k = r.train_chunk(32)
+    assert k > 1
+    req = ffi.sizeof("sb_msg_train_batch_t") + k * (ffi.sizeof("sb_msg_train_t") + 32 * 4)
+    resp = ffi.sizeof("sb_msg_train_batch_resp_t") + k * (ffi.sizeof("sb_msg_train_item_t") + 2 * nn)
+    assert req <= lib.SB_MAX_PAYLOAD and resp <= lib.SB_MAX_PAYLOAD
+    assert ffi.sizeof("sb_msg_train_batch_t") + (k + 1) * (ffi.sizeof("sb_msg_train_t") + 32 * 4) > lib.SB_MAX_PAYLOAD \
+        or k * 32 + 32 > lib.SB_MAX_STEPS
+
+
+@pytest.mark.parametrize("case", ["answer", "zero", "label", "steps", "length", "levels"])
+def test_train_batch_refused_before_any_sample_runs(rng, case):
+    """A batch the board cannot take whole is refused with the reason and runs nothing:
+    an answer that would not fit SB_MAX_PAYLOAD (detail: the bytes it needs), no items,
+    a bad item (detail: its index), more steps than one TRAIN may have in all."""
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("spec"), "16x16x3" if case == "steps" else "32x32")
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    nn = lib.sb_params_neurons(p, p.layers - 1)
+    one = (rng.random((1, p.rows)) < 0.5).astype(np.uint8)
+    per = ffi.sizeof("sb_msg_train_item_t") + 2 * nn
+    fit = (lib.SB_MAX_PAYLOAD - ffi.sizeof("sb_msg_train_batch_resp_t")) // per
+    if case == "answer":
+        body, code, detail = _batch([_item(one, 1, k) for k in range(fit + 1)]), lib.SB_ELEN, 4 + (fit + 1) * per
+        assert len(body) <= lib.SB_MAX_PAYLOAD and fit + 1 <= lib.SB_MAX_BATCH
+    elif case == "zero":
+        body, code, detail = pack("sb_msg_train_batch_t", n=0), lib.SB_EINVAL, 0
+    elif case == "label":
+        body, code, detail = _batch([_item(one, 1, 0), _item(one, 1, 1), _item(one, nn, 2)]), lib.SB_ERANGE, 2
+    elif case == "steps":
+        x = (rng.random((100, 16)) < 0.2).astype(np.uint8)      # 16 rows: 2 bytes a step
+        body, code, detail = _batch([_item(x, 1, 0), _item(x, 2, 1), _item(x[:57], 3, 2)]), lib.SB_EINVAL, 2
+    elif case == "length":
+        body, code, detail = _batch([_item(one, 1, 0), _item(one, 1, 1)])[:-1], lib.SB_ELEN, 1
+    else:
+        lv = _item(one, 1, 1, flags=lib.SB_INFER_LEVELS)[:12] + bytes([p.pre_levels + 1]) * p.rows
+        body, code, detail = _batch([_item(one, 1, 0), lv]), lib.SB_EINVAL, 1
+    cmd, _, seq, resp = raw(t, encode_frame(lib.SB_CMD_TRAIN_BATCH, 0, 9, body))
+    e = unpack("sb_msg_error_t", resp)
+    assert cmd == lib.SB_CMD_ERROR and seq == 9 and (e.code, e.cmd, e.detail) == (code, lib.SB_CMD_TRAIN_BATCH, detail)
+    c = unpack("sb_counters_t", raw(t, encode_frame(lib.SB_CMD_COUNTERS, 0, 10, b"\x00"))[3])
+    assert c.samples == 0 and c.steps == 0 and c.pot + c.dep == 0
+    ok = _batch([_item(one, 1, k) for k in range(fit)])
+    cmd, _, _, resp = raw(t, encode_frame(lib.SB_CMD_TRAIN_BATCH, 0, 11, ok))   # the largest that fits runs
+    assert cmd == lib.SB_CMD_TRAIN_BATCH and len(resp) == 4 + fit * per
+
+
+def test_duplicate_train_batch_is_answered_from_cache_not_rerun(rng):
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("spec"), "32x32")
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    x = (rng.random((5, 20, 32)) < 0.3).astype(np.uint8)
+    req = encode_frame(lib.SB_CMD_TRAIN_BATCH, 0, 77, _batch([_item(x[k], k, 40 + k) for k in range(5)]))
+    first = raw(t, req)
+    again = raw(t, req)
+    assert first == again and first[0] == lib.SB_CMD_TRAIN_BATCH
+    h = unpack("sb_msg_train_batch_resp_t", first[3])
+    assert h.n == 5
+    ids = [unpack("sb_msg_train_item_t", first[3], 4 + k * (8 + 2 * h.neurons)).sample_id for k in range(5)]
+    assert ids == [40, 41, 42, 43, 44]
+    c = unpack("sb_counters_t", raw(t, encode_frame(lib.SB_CMD_COUNTERS, 0, 78, b"\x00"))[3])
+    assert c.samples == 5
+    assert t.server.dups == 1
+
+
+def test_train_batch_over_a_noisy_link_is_bit_exact(rng):
+    """Lost answers to a batch are resent from the board's cache: no sample runs twice."""
+    p = cards.compile_card(cards.load("spec"), "32x32")
+    x = (rng.random((40, 12, 32)) < 0.4).astype(np.uint8)     # short samples: several fit a 256-byte frame
+    y = rng.integers(0, 10, 40)
+    out = []
+    for faults in (None, "corrupt=0.002,drop=0.001,seed=4"):
+        b = InprocBackend(faults=faults, timeout=0.05, retries=8)
+        b.configure(p)
+        r0, t0 = b.link.stats.requests, b.link.stats.retries
+        rs = b.train_batch(x, y, range(40))        # the chunk follows the line's loss estimate
+        sent, resent = b.link.stats.requests - r0, b.link.stats.retries - t0
+        out.append(([(r.predicted, r.pulses, r.counts.tolist()) for r in rs], b.read_image(), b.counters()))
+        st = b.link.stats
+    assert out[0] == out[1] and out[0][2].samples == 40
+    assert resent > 0 and sent < 40, (sent, resent)          # batches, and some of them resent
+
+
+def test_session_trains_in_chunks_bit_exact(tmp_path):
+    """A training session over the in-process board sends its samples in
+    TRAIN_BATCH chunks, checkpoints at the same sample counts, and ends
+    bit-identical to the model backend's session (one sample per call)."""
+    import json
+
+    from spikeboard.session import Session, SessionConfig
+
+    kw = dict(app="digits", seed=0, train_limit=40, test_limit=6, epochs=2, checkpoint_every=9)
+    runs = {}
+    for backend in ("model", "inproc"):
+        s = Session.create(SessionConfig(backend=backend, **kw), tmp_path / backend, quiet=True)
+        seen = []
+        if backend == "inproc":
+            orig = InprocBackend.train_batch
+
+            def spy(self, samples, *a, **k):
+                seen.append(len(samples))
+                return orig(self, samples, *a, **k)
+            InprocBackend.train_batch = spy
+        try:
+            runs[backend] = (s.run(), seen)
+        finally:
+            if backend == "inproc":
+                InprocBackend.train_batch = orig
+    a, b = tmp_path / "model", tmp_path / "inproc"
+    for f in ("conductance.npy", "final.img", "counters.json", "predictions.npy"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    journal = lambda d: [json.loads(l) for l in (d / "journal.jsonl").read_text().splitlines()]
+    strip = lambda j: [{k: v for k, v in r.items() if k != "image"} for r in j]
+    assert strip(journal(a)) == strip(journal(b))
+    ck = [r["applied"] for r in journal(b) if r["type"] == "checkpoint"]
+    assert ck == [0, 9, 18, 27, 36, 40, 45, 54, 63, 72, 80]
+    seen = runs["inproc"][1]
+    assert sum(seen) == 80 and max(seen) > 1

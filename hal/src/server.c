@@ -158,7 +158,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
     uint8_t *out = s->out;
     int rc;
     if (cmd != SB_CMD_HELLO && cmd != SB_CMD_CONFIGURE && cmd != SB_CMD_RESET && cmd != SB_CMD_COUNTERS &&
-        cmd <= SB_CMD_IMAGE && !d->configured)
+        cmd <= SB_CMD_TRAIN_BATCH && !d->configured)
         return SB_ECONFIG;
     switch (cmd) {
     case SB_CMD_HELLO: {
@@ -292,6 +292,59 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         memcpy(r.counts, res.counts, sizeof r.counts);
         memcpy(out, &r, sizeof r);
         return sizeof r;
+    }
+    case SB_CMD_TRAIN_BATCH: {
+        /* several TRAIN bodies back to back: all checked first, then trained in order */
+        sb_msg_train_batch_t b;
+        if (n < sizeof b) return SB_ELEN;
+        memcpy(&b, req, sizeof b);
+        if (b.n == 0 || b.n > SB_MAX_BATCH) { *detail = b.n; return SB_EINVAL; }
+        const uint8_t nn = d->neurons[d->p.layers - 1];
+        const size_t item_out = sizeof(sb_msg_train_item_t) + 2u * nn;
+        const size_t need = sizeof(sb_msg_train_batch_resp_t) + (size_t)b.n * item_out;
+        if (need > SB_MAX_PAYLOAD) { *detail = (uint32_t)need; return SB_ELEN; }
+        const uint8_t rows = d->p.rows;
+        uint16_t off[SB_MAX_BATCH];
+        uint32_t steps = 0, work = 0;
+        size_t at = sizeof b;
+        for (uint8_t k = 0; k < b.n; k++) {
+            sb_msg_train_t m;
+            *detail = k;
+            if (n - at < sizeof m) return SB_ELEN;
+            memcpy(&m, req + at, sizeof m);
+            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
+            if (m.steps == 0 || m.steps > SB_MAX_STEPS) return SB_EINVAL;
+            if (n - at - sizeof m < per * m.steps) return SB_ELEN;
+            if (m.label >= nn) return SB_ERANGE;
+            if (m.rule >= SB_RULE_COUNT || m.max_pulses == 0) return SB_EINVAL;
+            steps += m.steps;
+            work += (uint32_t)sb_dev_cells(d) * m.max_pulses;
+            if (steps > SB_MAX_STEPS || work > SB_MAX_PULSE_WORK) return SB_EINVAL;
+            if ((rc = unpack_input(s, req + at + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS)))
+                return rc;
+            off[k] = (uint16_t)at;
+            at += sizeof m + per * m.steps;
+        }
+        if (at != n) { *detail = (uint32_t)n; return SB_ELEN; }
+        sb_msg_train_batch_resp_t r = {b.n, nn, 0};
+        memcpy(out, &r, sizeof r);
+        uint8_t *o = out + sizeof r;
+        for (uint8_t k = 0; k < b.n; k++) {
+            sb_msg_train_t m;
+            memcpy(&m, req + off[k], sizeof m);
+            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
+            unpack_input(s, req + off[k] + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS);
+            sb_train_req_t tr = {m.steps, m.label, m.rule, m.target, m.max_pulses, 1, m.sample_id};
+            sb_train_result_t res;
+            rc = sb_learn_train(d, &tr, s->levels, &res);
+            flush_events(s, 1);
+            if (rc) { *detail = k; return rc; }
+            sb_msg_train_item_t it = {m.sample_id, res.predicted, 0, res.pulses};
+            memcpy(o, &it, sizeof it);
+            memcpy(o + sizeof it, res.counts, 2u * nn);
+            o += item_out;
+        }
+        return (int)need;
     }
     case SB_CMD_PULSE: {
         sb_msg_pulse_t m;

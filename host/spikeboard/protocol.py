@@ -43,3 +43,34 @@ def decode_frame(enc: bytes) -> tuple[int, int, int, bytes]:
     if n < 0:
         raise LinkError(f"bad frame: {describe(n)}")
     return cmd[0], flags[0], seq[0], bytes(ffi.buffer(buf, n))
+
+
+def train_item_len(steps: int, rows: int, levels: bool) -> int:
+    """Request bytes of one TRAIN body (sb_msg_train_t and its input spikes):
+    a TRAIN_BATCH item is exactly one."""
+    per = rows if levels else (rows + 7) // 8
+    return ffi.sizeof("sb_msg_train_t") + steps * per
+
+
+def train_result_len(neurons: int) -> int:
+    """Answer bytes of one TRAIN_BATCH item: sb_msg_train_item_t then u16 counts[neurons]."""
+    return ffi.sizeof("sb_msg_train_item_t") + 2 * neurons
+
+
+def batch_fit(item_lens: list[int], neurons: int, cells: int, max_pulses: int, steps: list[int],
+              budget: int | None = None) -> int:
+    """How many of these TRAIN items, from the first, one TRAIN_BATCH request
+    holds: the request and its answer each within `budget` (<= SB_MAX_PAYLOAD) bytes,
+    at most SB_MAX_BATCH items, SB_MAX_STEPS steps and SB_MAX_PULSE_WORK
+    cell-pulses in all (the board refuses more). At least 1."""
+    budget = lib.SB_MAX_PAYLOAD if budget is None else min(budget, lib.SB_MAX_PAYLOAD)
+    req = ffi.sizeof("sb_msg_train_batch_t")
+    resp = ffi.sizeof("sb_msg_train_batch_resp_t")
+    out_item = train_result_len(neurons)
+    k = t = w = 0
+    for n, st in zip(item_lens, steps):
+        if (k == lib.SB_MAX_BATCH or req + n > budget or resp + out_item > budget
+                or t + st > lib.SB_MAX_STEPS or w + cells * max_pulses > lib.SB_MAX_PULSE_WORK):
+            break
+        k, req, resp, t, w = k + 1, req + n, resp + out_item, t + st, w + cells * max_pulses
+    return max(k, 1)

@@ -59,6 +59,8 @@ def _requests(mode: int) -> list[tuple[int, bytes]]:
         return np.packbits(x, axis=1, bitorder="little").tobytes()
 
     lv = lib.SB_INFER_LEVELS if levels > 1 else 0
+    per_step = rows if levels > 1 else (rows + 7) // 8
+    many = min(lib.SB_MAX_BATCH, (lib.SB_MAX_PAYLOAD - 4) // (12 + per_step))   # 1-step items: all that fit
     reqs = [(lib.SB_CMD_HELLO, b"")]
     if mode % 3:
         reqs.append((lib.SB_CMD_CONFIGURE, bytes(ffi.buffer(params_for(mode)))))
@@ -90,6 +92,18 @@ def _requests(mode: int) -> list[tuple[int, bytes]]:
                                 max_pulses=3, flags=lv, sample_id=10) + spikes(6)),
         (lib.SB_CMD_TRAIN, pack("sb_msg_train_t", steps=6, label=1, rule=lib.SB_RULE_DFA, target=2,
                                 max_pulses=3, flags=lv, sample_id=11) + spikes(6)),
+        # TRAIN_BATCH: items are TRAIN bodies; refused whole when empty, cut short, or its answer too long
+        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_train_batch_t", n=3) + b"".join(
+            pack("sb_msg_train_t", steps=st, label=k, rule=rule, target=2, max_pulses=2, flags=lv, sample_id=20 + k)
+            + spikes(st) for k, (st, rule) in enumerate(((steps, lib.SB_RULE_SIGN), (6, lib.SB_RULE_STDP),
+                                                         (5, lib.SB_RULE_DFA))))),
+        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_train_batch_t", n=0)),
+        (lib.SB_CMD_TRAIN_BATCH, (pack("sb_msg_train_batch_t", n=2) + (
+            pack("sb_msg_train_t", steps=4, label=1, rule=lib.SB_RULE_SIGN, target=2, max_pulses=1, flags=lv,
+                 sample_id=30) + spikes(4)) * 2)[:-1]),
+        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_train_batch_t", n=many) + (
+            pack("sb_msg_train_t", steps=1, label=0, rule=lib.SB_RULE_SIGN, target=1, max_pulses=1, flags=lv,
+                 sample_id=40) + spikes(1)) * many),
         (lib.SB_CMD_AGE, (3600).to_bytes(4, "little")),
         (lib.SB_CMD_STATE, bytes([layers - 1])),
         (lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=0, n=0, write=0)),

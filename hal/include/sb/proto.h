@@ -30,6 +30,7 @@ enum sb_cmd {
     SB_CMD_AGE       = 0x0A, /* let model time pass (retention), seconds */
     SB_CMD_STATE     = 0x0B, /* membrane potentials and refractory counters */
     SB_CMD_IMAGE     = 0x0C, /* read/write the device image (virtual chip state, counters) */
+    SB_CMD_TRAIN_BATCH = 0x0D, /* several training samples back to back, one request */
     SB_CMD_ERROR     = 0x7F, /* i16 code, u8 cmd that failed */
     SB_CMD_EVENT     = 0x40, /* unsolicited: batched fire events (AER) */
     SB_CMD_COUNTS    = 0x41, /* unsolicited: per-neuron fire counts of one window */
@@ -140,6 +141,40 @@ typedef struct {
     uint16_t counts[SB_MAX_NEURONS]; /* fires per neuron of the last layer */
 } sb_msg_train_resp_t;
 _Static_assert(sizeof(sb_msg_train_resp_t) == 8 + 2 * SB_MAX_NEURONS, "wire struct");
+
+/* TRAIN_BATCH request: sb_msg_train_batch_t, then n items, each exactly a
+ * TRAIN request body (sb_msg_train_t, then its input spikes). The board checks
+ * every item first, then trains them in order with sb_learn_train, as n TRAIN
+ * requests would, and answers once: sb_msg_train_batch_resp_t, then n x
+ * (sb_msg_train_item_t, then u16 counts[neurons]). One request, one sequence
+ * number: a retried batch is answered from the duplicate cache, so no sample
+ * runs twice. Refused before any sample runs: n = 0 or n > SB_MAX_BATCH
+ * (SB_EINVAL, detail n); a malformed item (SB_ELEN/SB_EINVAL/SB_ERANGE, detail
+ * its index); an answer longer than SB_MAX_PAYLOAD (SB_ELEN, detail the bytes
+ * it would need); more than SB_MAX_STEPS steps or SB_MAX_PULSE_WORK
+ * cell-pulses in all (SB_EINVAL, detail the index of the item over the
+ * budget: a batch does at most the work of one TRAIN, inside the watchdog). */
+#define SB_MAX_BATCH 64
+typedef struct {
+    uint8_t n;                /* samples in the batch */
+    uint8_t reserved[3];
+} sb_msg_train_batch_t;
+_Static_assert(sizeof(sb_msg_train_batch_t) == 4, "wire struct");
+
+typedef struct {
+    uint8_t n;
+    uint8_t neurons;          /* counts per item */
+    uint16_t reserved;
+} sb_msg_train_batch_resp_t;
+_Static_assert(sizeof(sb_msg_train_batch_resp_t) == 4, "wire struct");
+
+typedef struct {
+    uint32_t sample_id;
+    uint8_t predicted;
+    uint8_t reserved;
+    uint16_t pulses;
+} sb_msg_train_item_t;           /* then u16 counts[neurons] */
+_Static_assert(sizeof(sb_msg_train_item_t) == 8, "wire struct");
 
 /* PULSE request: apply `count` pulses of `polarity` (+1 P, -1 D, 0 hold) to
  * each of n cells starting at `first`. Response: u16 g[n] afterwards. */

@@ -132,6 +132,17 @@ class Backend(ABC):
     def train(self, spikes: np.ndarray, label: int, *, rule: str = "sign", target: int = 8,
               max_pulses: int = 1, sample_id: int = 0) -> TrainResult: ...
 
+    def train_batch(self, samples, labels, sample_ids, *, rule: str = "sign", target: int = 8,
+                    max_pulses: int = 1) -> list[TrainResult]:
+        """Train samples in order, as many train() calls would (the same bits);
+        a backend over a link sends as many per request as the link carries."""
+        items = self._check_train_batch(samples, labels, sample_ids, rule)
+        return [self.train(x, y, rule=rule, target=target, max_pulses=max_pulses, sample_id=i) for x, y, i in items]
+
+    def train_chunk(self, steps: int, rule: str = "sign", max_pulses: int = 1) -> int:
+        """Samples of `steps` time steps one request carries (1: no batching)."""
+        return 1
+
     # -- synapses ------------------------------------------------------------
     @abstractmethod
     def read_conductance(self, first: int = 0, n: int | None = None) -> np.ndarray: ...
@@ -197,6 +208,13 @@ class Backend(ABC):
         if x.shape[0] > lib.SB_MAX_STEPS:
             raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
         return x
+
+    def _check_train_batch(self, samples, labels, sample_ids, rule: str) -> list[tuple[np.ndarray, int, int]]:
+        """Every sample of a batch checked before any is trained (the board does the same)."""
+        samples, labels, sample_ids = list(samples), [int(y) for y in labels], [int(i) for i in sample_ids]
+        if not len(samples) == len(labels) == len(sample_ids):
+            raise ConfigError(f"train batch: {len(samples)} samples, {len(labels)} labels, {len(sample_ids)} ids")
+        return [(self._check_train(x, y, rule), y, i) for x, y, i in zip(samples, labels, sample_ids)]
 
     def _check_batch(self, spikes) -> np.ndarray:
         x = np.asarray(spikes)

@@ -85,6 +85,18 @@ class ModelBackend(Backend):
         return TrainResult(sample_id, res.predicted, res.pulses,
                            np.array(list(res.counts)[:res.neurons], dtype=np.uint16))
 
+    def train_batch(self, samples, labels, sample_ids, *, rule="sign", target=8, max_pulses=1):
+        """The board's TRAIN_BATCH: every sample checked, then sb_learn_train on each in order."""
+        out = []
+        for x, y, i in self._check_train_batch(samples, labels, sample_ids, rule):
+            req = ffi.new("sb_train_req_t *", {"steps": x.shape[0], "label": y, "rule": RULES[rule],
+                                               "target": target, "max_pulses": max_pulses, "levels": 1,
+                                               "sample_id": i & 0xFFFFFFFF})
+            res = ffi.new("sb_train_result_t *")
+            check(lib.sb_learn_train(self._dev, req, ffi.from_buffer("uint8_t[]", x), res), "train")
+            out.append(TrainResult(i, res.predicted, res.pulses, np.array(list(res.counts)[:res.neurons], dtype=np.uint16)))
+        return out
+
     def read_conductance(self, first=0, n=None):
         n = self.cells - first if n is None else n
         self._check_cells(first, n)

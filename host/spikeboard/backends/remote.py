@@ -10,7 +10,7 @@ from .._hal import ffi, lib
 from ..cards import params_bytes
 from ..errors import ConfigError, DeviceError, LinkError
 from ..link import BoardReset, Link
-from ..protocol import pack, unpack
+from ..protocol import batch_fit, pack, train_item_len, train_result_len, unpack
 from .base import Backend, BoardInfo, Counters, ProgramResult, RULES, TrainResult, masks_to_spikes
 
 _PAYLOAD = lib.SB_MAX_PAYLOAD
@@ -201,6 +201,56 @@ class RemoteBackend(Backend):
         if r.sample_id != sample_id & 0xFFFFFFFF:
             raise LinkError(f"{self.url}: train answer is for sample {r.sample_id}, sent {sample_id}")
         return TrainResult(sample_id, r.predicted, r.pulses, np.array(list(r.counts)[:r.neurons], dtype=np.uint16))
+
+    def _train_fit(self, steps: list[int], rule: str, max_pulses: int) -> int:
+        p = self._p()
+        levels = p.pre_levels > 1
+        lens = [train_item_len(t, p.rows, levels) for t in steps]
+        return batch_fit(lens, self.neurons(), self.cells, max_pulses, steps, self._chunk)
+
+    def train_chunk(self, steps: int, rule: str = "sign", max_pulses: int = 1) -> int:
+        """Samples of `steps` time steps that one TRAIN_BATCH request carries on this
+        link now (request and answer within the payload the line affords)."""
+        return self._train_fit([steps] * lib.SB_MAX_BATCH, rule, max_pulses)
+
+    def train_batch(self, samples, labels, sample_ids, *, rule="sign", target=8, max_pulses=1):
+        """Train samples in order, as many per request as fit the link (TRAIN_BATCH;
+        a lone sample goes as TRAIN). One request, one sequence number: a retried
+        request is answered from the board's cache, so no sample runs twice."""
+        items = self._check_train_batch(samples, labels, sample_ids, rule)
+        flags = lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0
+        nn = self.neurons()
+        out: list[TrainResult] = []
+        a = 0
+        while a < len(items):
+            k = self._train_fit([x.shape[0] for x, _, _ in items[a:a + lib.SB_MAX_BATCH]], rule, max_pulses)
+            part = items[a:a + k]
+            if k == 1:
+                x, y, i = part[0]
+                out.append(self.train(x, y, rule=rule, target=target, max_pulses=max_pulses, sample_id=i))
+                a += 1
+                continue
+            payload = pack("sb_msg_train_batch_t", n=k) + b"".join(
+                pack("sb_msg_train_t", steps=x.shape[0], label=y, rule=RULES[rule], target=target,
+                     max_pulses=max_pulses, flags=flags, sample_id=i & 0xFFFFFFFF) + self._pack_spikes(x)
+                for x, y, i in part)
+            body = self._req(lib.SB_CMD_TRAIN_BATCH, payload)
+            h = unpack("sb_msg_train_batch_resp_t", body)
+            size = ffi.sizeof("sb_msg_train_batch_resp_t") + k * train_result_len(nn)
+            if h.n != k or h.neurons != nn or len(body) != size:
+                raise LinkError(f"{self.url}: train batch answer for {h.n} samples x {h.neurons} neurons "
+                                f"({len(body)} bytes), sent {k} x {nn}")
+            off = ffi.sizeof("sb_msg_train_batch_resp_t")
+            for x, y, i in part:
+                r = unpack("sb_msg_train_item_t", body, off)
+                if r.sample_id != i & 0xFFFFFFFF:
+                    raise LinkError(f"{self.url}: train batch answer is for sample {r.sample_id}, sent {i}")
+                off += ffi.sizeof("sb_msg_train_item_t")
+                out.append(TrainResult(i, r.predicted, r.pulses, np.frombuffer(body, dtype="<u2", count=nn,
+                                                                               offset=off).copy()))
+                off += 2 * nn
+            a += k
+        return out
 
     # -- synapses ---------------------------------------------------------------------
     def read_conductance(self, first=0, n=None):
