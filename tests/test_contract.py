@@ -88,6 +88,31 @@ def test_batched_training_matches_single_samples(other, rule):
     assert m.counters() == other.counters()
 
 
+def test_batched_inference_matches_single_samples(other):
+    """INFER_BATCH (as many samples per request as the link carries) against
+    single INFERs and the model: fires, membranes, counters."""
+    m = pair(other, differential=False, neuron={"threshold": 1.0})
+    rng = np.random.default_rng(8)
+    t = rng.integers(m.params.g_min, m.params.g_max, m.cells).astype(np.uint16)
+    assert np.array_equal(m.program(t, tolerance=1500).failed, other.program(t, tolerance=1500).failed)
+    x, _ = samples(9, 30, steps=20)
+    if hasattr(other, "link"):
+        other.link.clean_run = max(other.link.clean_run, 8)     # a clean line: full-size requests
+        assert other.infer_chunk(20) > 1
+    for b in (m, other):
+        b.counters(clear=True)
+    want = [m.infer(s) for s in x]
+    single = [other.infer(s) for s in x]
+    fm, vm = m.infer_batch(x)
+    fo, vo = other.infer_batch(x)
+    assert fm.sum() > 50
+    for k in range(30):
+        assert np.array_equal(want[k][0], single[k][0]) and np.array_equal(want[k][1], single[k][1])
+        assert np.array_equal(want[k][0], fo[k]) and np.array_equal(want[k][1], vo[k])
+    assert np.array_equal(fm, fo) and np.array_equal(vm, vo)
+    assert m.counters() == other.counters()
+
+
 @pytest.mark.parametrize("rule", ["stochastic", "stdp", "compensated"])
 def test_every_learning_rule_matches(other, rule):
     m = pair(other)

@@ -409,3 +409,171 @@ def test_session_trains_in_chunks_bit_exact(tmp_path):
     assert ck == [0, 9, 18, 27, 36, 40, 45, 54, 63, 72, 80]
     seen = runs["inproc"][1]
     assert sum(seen) == 80 and max(seen) > 1
+
+
+# ---------------------------------------------------------------- INFER_BATCH
+def _iitem(x: np.ndarray, flags: int = lib.SB_INFER_RESET) -> bytes:
+    """One INFER_BATCH item: exactly an INFER body."""
+    return pack("sb_msg_infer_t", steps=len(x), flags=flags) + np.packbits(x, axis=1, bitorder="little").tobytes()
+
+
+def _ibatch(items: list[bytes]) -> bytes:
+    return pack("sb_msg_infer_batch_t", n=len(items)) + b"".join(items)
+
+
+def _firing(b, seed=5):
+    """Random conductances that make the output layer fire."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(b.params.g_min, b.params.g_max, b.cells).astype(np.uint16)
+    b.program(t, tolerance=1500)
+
+
+def test_infer_batch_equals_single_infers_and_the_model(rng):
+    """INFER_BATCH over the in-process server: the same fires, membranes and
+    counters as single INFERs (reset before each) and as the model backend, in
+    fewer requests."""
+    p = cards.compile_card(cards.load("rram-nonlinear"), "32x32", differential=False, neuron={"threshold": 1.0})
+    x = (rng.random((30, 24, 32)) < 0.25).astype(np.uint8)
+    got = []
+    for mode in ("model", "single", "batch", "model-batch"):
+        b = ModelBackend() if mode.startswith("model") else InprocBackend()
+        b.configure(p)
+        _firing(b)
+        r0 = b.link.stats.requests if hasattr(b, "link") else 0
+        if mode in ("single", "model"):
+            fs, vs = zip(*(b.infer(s) for s in x))
+            f, v = np.stack(fs), np.stack(vs)
+        else:
+            f, v = b.infer_batch(x)
+        got.append((f, v, b.counters(), b.link.stats.requests - r0 if hasattr(b, "link") else None))
+    f0, v0, c0, _ = got[0]
+    assert f0.sum() > 50 and c0.steps == 30 * 24
+    for f, v, c, _ in got[1:]:
+        assert f.dtype == f0.dtype and np.array_equal(f, f0) and np.array_equal(v, v0) and c == c0
+    single, batch = got[1][3], got[2][3]
+    assert batch < single / 2, (batch, single)
+
+
+def test_infer_batch_chunk_fits_both_directions():
+    _, r = configured_pair("spec")
+    nn = r.neurons()
+    r.link.clean_run = 100                       # a clean line: the whole payload
+    k = r.infer_chunk(20)
+    assert k > 1
+    req = ffi.sizeof("sb_msg_infer_batch_t") + k * (ffi.sizeof("sb_msg_infer_t") + 20 * 4)
+    resp = ffi.sizeof("sb_msg_infer_batch_resp_t") + k * (ffi.sizeof("sb_msg_infer_resp_t") + 20 * 4 + 4 * nn)
+    assert req <= lib.SB_MAX_PAYLOAD and resp <= lib.SB_MAX_PAYLOAD
+    assert ffi.sizeof("sb_msg_infer_batch_resp_t") + (k + 1) * (8 + 20 * 4 + 4 * nn) > lib.SB_MAX_PAYLOAD
+    assert r.infer_chunk(300) == 1               # longer than one request: INFER, split over requests
+
+
+def test_infer_batch_with_long_samples_falls_back_to_infer(rng):
+    m, r = configured_pair("spec")
+    x = (rng.random((3, 300, 32)) < 0.3).astype(np.uint8)
+    fm, vm = m.infer_batch(x)
+    fr, vr = r.infer_batch(x)
+    assert np.array_equal(fm, fr) and np.array_equal(vm, vr) and m.counters() == r.counters()
+
+
+@pytest.mark.parametrize("case", ["answer", "zero", "over", "trace", "events", "counts", "steps", "length",
+                                  "levels"])
+def test_infer_batch_refused_before_any_sample_runs(rng, case):
+    """A batch the board cannot take whole is refused with the reason and runs
+    nothing: an answer that would not fit SB_MAX_PAYLOAD (detail: the bytes it
+    needs), no items or too many, an item with trace/events/counts or malformed
+    (detail: its index), more steps than one INFER may have in all."""
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("spec"), "16x16x3" if case == "steps" else "32x32")
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    nn = lib.sb_params_neurons(p, p.layers - 1)
+    one = (rng.random((1, p.rows)) < 0.5).astype(np.uint8)
+    per = ffi.sizeof("sb_msg_infer_resp_t") + 4 + 4 * nn
+    fit = (lib.SB_MAX_PAYLOAD - ffi.sizeof("sb_msg_infer_batch_resp_t")) // per
+    if case == "answer":
+        body, code, detail = _ibatch([_iitem(one)] * (fit + 1)), lib.SB_ELEN, 4 + (fit + 1) * per
+        assert len(body) <= lib.SB_MAX_PAYLOAD and fit + 1 <= lib.SB_MAX_BATCH
+    elif case == "zero":
+        body, code, detail = pack("sb_msg_infer_batch_t", n=0), lib.SB_EINVAL, 0
+    elif case == "over":
+        body, code, detail = _ibatch([_iitem(one)] * (lib.SB_MAX_BATCH + 1)), lib.SB_EINVAL, lib.SB_MAX_BATCH + 1
+    elif case in ("trace", "events", "counts"):
+        f = {"trace": lib.SB_INFER_TRACE, "events": lib.SB_INFER_EVENTS, "counts": lib.SB_INFER_COUNTS}[case]
+        body, code, detail = _ibatch([_iitem(one), _iitem(one, lib.SB_INFER_RESET | f)]), lib.SB_EINVAL, 1
+    elif case == "steps":
+        x = (rng.random((100, 16)) < 0.2).astype(np.uint8)      # 16 rows: 2 bytes a step
+        body, code, detail = _ibatch([_iitem(x), _iitem(x), _iitem(x[:57])]), lib.SB_EINVAL, 2
+    elif case == "length":
+        body, code, detail = _ibatch([_iitem(one), _iitem(one)])[:-1], lib.SB_ELEN, 1
+    else:
+        lv = pack("sb_msg_infer_t", steps=1, flags=lib.SB_INFER_LEVELS) + bytes([p.pre_levels + 1]) * p.rows
+        body, code, detail = _ibatch([_iitem(one), lv]), lib.SB_EINVAL, 1
+    cmd, _, seq, resp = raw(t, encode_frame(lib.SB_CMD_INFER_BATCH, 0, 9, body))
+    e = unpack("sb_msg_error_t", resp)
+    assert cmd == lib.SB_CMD_ERROR and seq == 9 and (e.code, e.cmd, e.detail) == (code, lib.SB_CMD_INFER_BATCH, detail)
+    c = unpack("sb_counters_t", raw(t, encode_frame(lib.SB_CMD_COUNTERS, 0, 10, b"\x00"))[3])
+    assert c.steps == 0
+    ok = _ibatch([_iitem(one)] * fit)
+    cmd, _, _, resp = raw(t, encode_frame(lib.SB_CMD_INFER_BATCH, 0, 11, ok))   # the largest that fits runs
+    assert cmd == lib.SB_CMD_INFER_BATCH and len(resp) == 4 + fit * per
+
+
+def test_duplicate_infer_batch_is_answered_from_cache_not_rerun(rng):
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("spec"), "32x32")
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    x = (rng.random((5, 20, 32)) < 0.3).astype(np.uint8)
+    req = encode_frame(lib.SB_CMD_INFER_BATCH, 0, 77, _ibatch([_iitem(x[k]) for k in range(4)]))
+    first = raw(t, req)
+    again = raw(t, req)
+    assert first == again and first[0] == lib.SB_CMD_INFER_BATCH
+    h = unpack("sb_msg_infer_batch_resp_t", first[3])
+    assert h.n == 4
+    per = 8 + 4 * 20 + 4 * h.neurons
+    items = [unpack("sb_msg_infer_resp_t", first[3], 4 + k * per) for k in range(4)]
+    assert [(i.steps, i.neurons) for i in items] == [(20, h.neurons)] * 4
+    assert [i.step0 for i in items] == [items[0].step0 + 20 * k for k in range(4)]
+    c = unpack("sb_counters_t", raw(t, encode_frame(lib.SB_CMD_COUNTERS, 0, 78, b"\x00"))[3])
+    assert c.steps == 80
+    assert t.server.dups == 1
+
+
+def test_infer_batch_over_a_noisy_link_is_bit_exact(rng):
+    """Lost answers to a batch are resent from the board's cache: no sample runs twice."""
+    p = cards.compile_card(cards.load("spec"), "16x16x3")     # small answers: several fit a 256-byte frame
+    x = (rng.random((40, 4, 16)) < 0.4).astype(np.uint8)
+    out = []
+    for faults in (None, "corrupt=0.002,drop=0.001,seed=4"):
+        b = InprocBackend(faults=faults, timeout=0.05, retries=8)
+        b.configure(p)
+        _firing(b)
+        r0, t0 = b.link.stats.requests, b.link.stats.retries
+        f, v = b.infer_batch(x)
+        sent, resent = b.link.stats.requests - r0, b.link.stats.retries - t0
+        out.append((f, v, b.counters()))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1]) and out[0][2] == out[1][2]
+    assert resent > 0 and sent < 40, (sent, resent)
+
+
+def test_session_evaluates_in_chunks_bit_exact(tmp_path):
+    """A session's test set goes to the in-process board in INFER_BATCH chunks,
+    with the same predictions and counters as the model backend's session."""
+    from spikeboard.session import Session, SessionConfig
+
+    kw = dict(app="digits", seed=0, train_limit=10, test_limit=30, epochs=1, checkpoint_every=5)
+    seen = []
+    orig = InprocBackend.infer_batch
+
+    def spy(self, x):
+        seen.append(len(x))
+        return orig(self, x)
+    for backend in ("model", "inproc"):
+        s = Session.create(SessionConfig(backend=backend, **kw), tmp_path / backend, quiet=True)
+        InprocBackend.infer_batch = spy
+        try:
+            s.run()
+        finally:
+            InprocBackend.infer_batch = orig
+    a, b = tmp_path / "model", tmp_path / "inproc"
+    for f in ("predictions.npy", "counters.json", "final.img"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    assert sum(seen) == 30 and max(seen) > 1

@@ -158,7 +158,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
     uint8_t *out = s->out;
     int rc;
     if (cmd != SB_CMD_HELLO && cmd != SB_CMD_CONFIGURE && cmd != SB_CMD_RESET && cmd != SB_CMD_COUNTERS &&
-        cmd <= SB_CMD_TRAIN_BATCH && !d->configured)
+        cmd <= SB_CMD_INFER_BATCH && !d->configured)
         return SB_ECONFIG;
     switch (cmd) {
     case SB_CMD_HELLO: {
@@ -344,6 +344,65 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             memcpy(o + sizeof it, res.counts, 2u * nn);
             o += item_out;
         }
+        return (int)need;
+    }
+    case SB_CMD_INFER_BATCH: {
+        /* several INFER bodies back to back: all checked first, then run in order,
+         * the neurons reset before each; per item exactly the INFER answer */
+        sb_msg_infer_batch_t b;
+        if (n < sizeof b) return SB_ELEN;
+        memcpy(&b, req, sizeof b);
+        if (b.n == 0 || b.n > SB_MAX_BATCH) { *detail = b.n; return SB_EINVAL; }
+        const uint8_t last = (uint8_t)(d->p.layers - 1), nn = d->neurons[last];
+        const uint8_t rows = d->p.rows;
+        uint16_t off[SB_MAX_BATCH];
+        uint32_t steps = 0;
+        size_t need = sizeof(sb_msg_infer_batch_resp_t);
+        size_t at = sizeof b;
+        for (uint8_t k = 0; k < b.n; k++) {
+            sb_msg_infer_t m;
+            *detail = k;
+            if (n - at < sizeof m) return SB_ELEN;
+            memcpy(&m, req + at, sizeof m);
+            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
+            if (m.flags & ~SB_INFER_BATCH_FLAGS) return SB_EINVAL;
+            if (m.steps == 0 || m.steps > SB_MAX_STEPS) return SB_EINVAL;
+            if (n - at - sizeof m < per * m.steps) return SB_ELEN;
+            steps += m.steps;
+            if (steps > SB_MAX_STEPS) return SB_EINVAL;
+            if ((rc = unpack_input(s, req + at + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS)))
+                return rc;
+            need += sizeof(sb_msg_infer_resp_t) + 4u * m.steps + 4u * nn;
+            off[k] = (uint16_t)at;
+            at += sizeof m + per * m.steps;
+        }
+        if (at != n) { *detail = (uint32_t)n; return SB_ELEN; }
+        if (need > SB_MAX_PAYLOAD) { *detail = (uint32_t)need; return SB_ELEN; }
+        sb_msg_infer_batch_resp_t r = {b.n, nn, 0};
+        memcpy(out, &r, sizeof r);
+        uint8_t *o = out + sizeof r;
+        for (uint8_t k = 0; k < b.n; k++) {
+            sb_msg_infer_t m;
+            memcpy(&m, req + off[k], sizeof m);
+            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
+            unpack_input(s, req + off[k] + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS);
+            *detail = k;
+            if ((rc = sb_dev_reset_neurons(d))) return rc;
+            sb_msg_infer_resp_t ir = {m.steps, nn, last, d->step};
+            memcpy(o, &ir, sizeof ir);
+            uint8_t *masks = o + sizeof ir;
+            int32_t v[SB_MAX_NEURONS];
+            for (uint16_t t = 0; t < m.steps; t++) {
+                uint32_t mk;
+                rc = sb_dev_run(d, 1, &s->levels[(size_t)t * rows], &mk, t + 1 == m.steps ? v : NULL);
+                if (rc) { flush_events(s, 1); return rc; }
+                memcpy(masks + 4u * t, &mk, 4);
+                if (s->io.drain) flush_events(s, 0);
+            }
+            memcpy(masks + 4u * m.steps, v, 4u * nn);
+            o = masks + 4u * m.steps + 4u * nn;
+        }
+        flush_events(s, 1);   /* batch fires are not streamed: empty the ring */
         return (int)need;
     }
     case SB_CMD_PULSE: {

@@ -76,6 +76,7 @@ CMD_AGE = 0x0A
 CMD_STATE = 0x0B
 CMD_IMAGE = 0x0C
 CMD_TRAIN_BATCH = 0x0D      # several TRAIN bodies in one request (not used by this client)
+CMD_INFER_BATCH = 0x0E      # several INFER bodies in one request (not used by this client)
 CMD_ERROR = 0x7F
 CMD_EVENT = 0x40
 CMD_COUNTS = 0x41

@@ -74,3 +74,33 @@ def batch_fit(item_lens: list[int], neurons: int, cells: int, max_pulses: int, s
             break
         k, req, resp, t, w = k + 1, req + n, resp + out_item, t + st, w + cells * max_pulses
     return max(k, 1)
+
+
+def infer_item_len(steps: int, rows: int, levels: bool) -> int:
+    """Request bytes of one INFER body (sb_msg_infer_t and its input spikes):
+    an INFER_BATCH item is exactly one."""
+    per = rows if levels else (rows + 7) // 8
+    return ffi.sizeof("sb_msg_infer_t") + steps * per
+
+
+def infer_result_len(steps: int, neurons: int) -> int:
+    """Answer bytes of one INFER_BATCH item: exactly an INFER answer
+    (sb_msg_infer_resp_t, u32 masks[steps], i32 v[neurons])."""
+    return ffi.sizeof("sb_msg_infer_resp_t") + 4 * steps + 4 * neurons
+
+
+def infer_batch_fit(steps: list[int], rows: int, levels: bool, neurons: int, budget: int | None = None) -> int:
+    """How many of these INFER items, from the first, one INFER_BATCH request
+    holds: the request and its answer each within `budget` (<= SB_MAX_PAYLOAD)
+    bytes, at most SB_MAX_BATCH items and SB_MAX_STEPS steps in all (the board
+    refuses more). At least 1 (a lone sample goes as INFER)."""
+    budget = lib.SB_MAX_PAYLOAD if budget is None else min(budget, lib.SB_MAX_PAYLOAD)
+    req = ffi.sizeof("sb_msg_infer_batch_t")
+    resp = ffi.sizeof("sb_msg_infer_batch_resp_t")
+    k = t = 0
+    for st in steps:
+        a, b = infer_item_len(st, rows, levels), infer_result_len(st, neurons)
+        if k == lib.SB_MAX_BATCH or req + a > budget or resp + b > budget or t + st > lib.SB_MAX_STEPS:
+            break
+        k, req, resp, t = k + 1, req + a, resp + b, t + st
+    return max(k, 1)

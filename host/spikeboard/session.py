@@ -476,12 +476,18 @@ class Session:
             fires, v = b.infer_batch(data.x_test)
             pred = decide(fires, v, self.neurons, b.params.v_th)
         else:
-            pred = np.zeros(len(data.y_test), np.int64)
-            prog = Progress(len(data.y_test), f"test ({label})", self.quiet)
-            for k, x in enumerate(data.x_test):
-                f, v = b.infer(x)
-                pred[k] = decide(f[None], v[None], self.neurons, b.params.v_th)[0]
-                prog.update(1)
+            # as many samples per request as the link carries (INFER_BATCH): the same bits
+            # as one INFER each; the progress display moves one chunk at a time
+            n = len(data.y_test)
+            pred = np.zeros(n, np.int64)
+            prog = Progress(n, f"test ({label})", self.quiet)
+            k = 0
+            while k < n:
+                m = min(n - k, max(1, b.infer_chunk(int(data.x_test.shape[1]))))
+                f, v = b.infer_batch(data.x_test[k:k + m])
+                pred[k:k + m] = decide(f, v, self.neurons, b.params.v_th)
+                prog.update(m)
+                k += m
         np.save(self.dir / "predictions.npy", pred)
         return float((pred == data.y_test).mean()), b.counters()
 

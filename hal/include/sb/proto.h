@@ -31,6 +31,7 @@ enum sb_cmd {
     SB_CMD_STATE     = 0x0B, /* membrane potentials and refractory counters */
     SB_CMD_IMAGE     = 0x0C, /* read/write the device image (virtual chip state, counters) */
     SB_CMD_TRAIN_BATCH = 0x0D, /* several training samples back to back, one request */
+    SB_CMD_INFER_BATCH = 0x0E, /* several inference samples back to back, one request */
     SB_CMD_ERROR     = 0x7F, /* i16 code, u8 cmd that failed */
     SB_CMD_EVENT     = 0x40, /* unsolicited: batched fire events (AER) */
     SB_CMD_COUNTS    = 0x41, /* unsolicited: per-neuron fire counts of one window */
@@ -175,6 +176,35 @@ typedef struct {
     uint16_t pulses;
 } sb_msg_train_item_t;           /* then u16 counts[neurons] */
 _Static_assert(sizeof(sb_msg_train_item_t) == 8, "wire struct");
+
+/* INFER_BATCH request: sb_msg_infer_batch_t, then n items, each exactly an
+ * INFER request body (sb_msg_infer_t, then its input spikes). Only
+ * SB_INFER_LEVELS and SB_INFER_RESET may be set in an item's flags (no events,
+ * counts or trace); the neurons are reset before every item either way. The
+ * board checks every item first, then runs them in order, as n INFER requests
+ * with SB_INFER_RESET would, and answers once: sb_msg_infer_batch_resp_t, then
+ * per item exactly an INFER answer (sb_msg_infer_resp_t, u32 masks[steps],
+ * i32 v[neurons] after the last step). One request, one sequence number: a
+ * retried batch is answered from the duplicate cache. Refused before any
+ * sample runs: n = 0 or n > SB_MAX_BATCH (SB_EINVAL, detail n); a malformed
+ * item or one with other flags (SB_ELEN/SB_EINVAL, detail its index); more
+ * than SB_MAX_STEPS steps in all (SB_EINVAL, detail the index of the item over
+ * the budget: a batch does at most the work of one INFER, inside the
+ * watchdog); an answer longer than SB_MAX_PAYLOAD (SB_ELEN, detail the bytes
+ * it would need). */
+#define SB_INFER_BATCH_FLAGS (SB_INFER_RESET | SB_INFER_LEVELS)
+typedef struct {
+    uint8_t n;                /* samples in the batch */
+    uint8_t reserved[3];
+} sb_msg_infer_batch_t;
+_Static_assert(sizeof(sb_msg_infer_batch_t) == 4, "wire struct");
+
+typedef struct {
+    uint8_t n;
+    uint8_t neurons;          /* membranes per item */
+    uint16_t reserved;
+} sb_msg_infer_batch_resp_t;  /* then n INFER answers */
+_Static_assert(sizeof(sb_msg_infer_batch_resp_t) == 4, "wire struct");
 
 /* PULSE request: apply `count` pulses of `polarity` (+1 P, -1 D, 0 hold) to
  * each of n cells starting at `first`. Response: u16 g[n] afterwards. */

@@ -128,6 +128,10 @@ class Backend(ABC):
             vs.append(v)
         return np.stack(outs), np.stack(vs)
 
+    def infer_chunk(self, steps: int) -> int:
+        """Samples of `steps` time steps one request carries (1: no batching)."""
+        return 1
+
     @abstractmethod
     def train(self, spikes: np.ndarray, label: int, *, rule: str = "sign", target: int = 8,
               max_pulses: int = 1, sample_id: int = 0) -> TrainResult: ...

@@ -10,7 +10,8 @@ from .._hal import ffi, lib
 from ..cards import params_bytes
 from ..errors import ConfigError, DeviceError, LinkError
 from ..link import BoardReset, Link
-from ..protocol import batch_fit, pack, train_item_len, train_result_len, unpack
+from ..protocol import (batch_fit, infer_batch_fit, infer_result_len, pack, train_item_len, train_result_len,
+                        unpack)
 from .base import Backend, BoardInfo, Counters, ProgramResult, RULES, TrainResult, masks_to_spikes
 
 _PAYLOAD = lib.SB_MAX_PAYLOAD
@@ -191,6 +192,53 @@ class RemoteBackend(Backend):
             t0 += len(part)
         out = masks_to_spikes(np.concatenate(masks), nn)
         return out, (np.concatenate(vs) if trace else v)
+
+    def infer_chunk(self, steps: int) -> int:
+        """Samples of `steps` time steps that one INFER_BATCH request carries on this
+        link now (request and answer within the payload the line affords)."""
+        p = self._p()
+        return infer_batch_fit([steps] * lib.SB_MAX_BATCH, p.rows, p.pre_levels > 1, self.neurons(), self._chunk)
+
+    def infer_batch(self, spikes):
+        """(B, T, rows) -> fires (B, T, neurons), final membranes (B, neurons): each
+        sample from reset neurons, as many per request as fit the link both ways
+        (INFER_BATCH; a sample too long for a batch goes as INFER). The same bits as
+        one infer() per sample. One request, one sequence number: a retried request
+        is answered from the board's cache."""
+        x = self._check_batch(spikes)
+        B, T = x.shape[0], x.shape[1]
+        p = self._p()
+        nn = self.neurons()
+        flags = (lib.SB_INFER_LEVELS if p.pre_levels > 1 else 0) | lib.SB_INFER_RESET
+        fires = np.zeros((B, T, nn), dtype=np.uint8)
+        v = np.zeros((B, nn), dtype=np.int32)
+        hdr = ffi.sizeof("sb_msg_infer_resp_t")
+        a = 0
+        while a < B:
+            k = min(self.infer_chunk(T), B - a)
+            if k == 1:
+                fires[a], v[a] = self.infer(x[a], reset=True)
+                a += 1
+                continue
+            item = pack("sb_msg_infer_t", steps=T, flags=flags, window=0)
+            payload = pack("sb_msg_infer_batch_t", n=k) + b"".join(item + self._pack_spikes(s) for s in x[a:a + k])
+            body = self._bulk_req(lib.SB_CMD_INFER_BATCH, payload)
+            h = unpack("sb_msg_infer_batch_resp_t", body)
+            size = ffi.sizeof("sb_msg_infer_batch_resp_t") + k * infer_result_len(T, nn)
+            if h.n != k or h.neurons != nn or len(body) != size:
+                raise LinkError(f"{self.url}: infer batch answer for {h.n} samples x {h.neurons} neurons "
+                                f"({len(body)} bytes), sent {k} x {nn}")
+            off = ffi.sizeof("sb_msg_infer_batch_resp_t")
+            for j in range(a, a + k):
+                r = unpack("sb_msg_infer_resp_t", body, off)
+                if r.steps != T or r.neurons != nn:
+                    raise LinkError(f"{self.url}: infer batch item for {r.steps} steps x {r.neurons} neurons, "
+                                    f"asked {T} x {nn}")
+                fires[j] = masks_to_spikes(np.frombuffer(body, dtype="<u4", count=T, offset=off + hdr), nn)
+                v[j] = np.frombuffer(body, dtype="<i4", count=nn, offset=off + hdr + 4 * T)
+                off += infer_result_len(T, nn)
+            a += k
+        return fires, v
 
     def train(self, spikes, label, *, rule="sign", target=8, max_pulses=1, sample_id=0) -> TrainResult:
         x = self._check_train(spikes, label, rule)
