@@ -62,19 +62,12 @@ def run_nir(args) -> dict:
             raise ConfigError(f"{data.classes} classes, the NIR graph has {m.n_out} outputs",
                               file=args.data or args.app, field="y" if args.data else None)
         xp = m.pad_input(data.x_test)
-        fires, v = b.infer_batch(xp) if b.name == "model" else _each(b, xp)
+        fires, v = b.infer_batch(xp)
         pred = decide(fires[..., :m.n_out], v[..., :m.n_out], np.arange(data.classes), b.params.v_th)
         acc = float((pred == data.y_test).mean())
         out.update({"app": app.name, "accuracy": acc, "test_samples": len(data.y_test),
                     "text": f"{args.nir} on {b.name}: {app.name} accuracy {acc:.4f} on {len(data.y_test)} samples"})
         return out
-
-
-def _each(b, x):
-    import numpy as np
-
-    fs, vs = zip(*(b.infer(s) for s in x))
-    return np.stack(fs), np.stack(vs)
 
 
 def run(args):
