@@ -391,7 +391,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             sb_msg_infer_resp_t ir = {m.steps, nn, last, d->step};
             memcpy(o, &ir, sizeof ir);
             uint8_t *masks = o + sizeof ir;
-            int32_t v[SB_MAX_NEURONS];
+            int32_t v[SB_MAX_NEURONS] = {0};   /* written by the last step (steps >= 1 checked above) */
             for (uint16_t t = 0; t < m.steps; t++) {
                 uint32_t mk;
                 rc = sb_dev_run(d, 1, &s->levels[(size_t)t * rows], &mk, t + 1 == m.steps ? v : NULL);
