@@ -134,11 +134,18 @@ void sb_server_init(sb_server_t *s, const sb_server_io_t *io, sb_port_t *port) {
 }
 
 /* Unpack steps of input spikes into one level byte per row. */
+/* Bytes of `steps` steps of input on the wire: a byte per row with
+ * pulse-width levels, else the rows packed 8 per byte. */
+static size_t input_len(const sb_server_t *s, uint16_t steps, int levels) {
+    const uint8_t rows = s->dev.p.rows;
+    return (levels ? rows : (size_t)(rows + 7) / 8) * steps;
+}
+
 static int unpack_input(sb_server_t *s, const uint8_t *src, size_t n, uint16_t steps, int levels) {
     const uint8_t rows = s->dev.p.rows;
     if (steps == 0 || steps > SB_MAX_STEPS) return SB_EINVAL;
-    size_t per = levels ? rows : (size_t)(rows + 7) / 8;
-    if (n != per * steps) return SB_ELEN;
+    const size_t per = input_len(s, 1, levels);
+    if (n != input_len(s, steps, levels)) return SB_ELEN;
     if (levels) {
         for (size_t i = 0; i < (size_t)steps * rows; i++)
             if (src[i] > s->dev.p.pre_levels) return SB_EINVAL;
@@ -303,7 +310,6 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         const size_t item_out = sizeof(sb_msg_train_item_t) + 2u * nn;
         const size_t need = sizeof(sb_msg_train_batch_resp_t) + (size_t)b.n * item_out;
         if (need > SB_MAX_PAYLOAD) { *detail = (uint32_t)need; return SB_ELEN; }
-        const uint8_t rows = d->p.rows;
         uint16_t off[SB_MAX_BATCH];
         uint32_t steps = 0, work = 0;
         size_t at = sizeof b;
@@ -312,18 +318,18 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             *detail = k;
             if (n - at < sizeof m) return SB_ELEN;
             memcpy(&m, req + at, sizeof m);
-            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
+            const size_t len = input_len(s, m.steps, m.flags & SB_INFER_LEVELS);
             if (m.steps == 0 || m.steps > SB_MAX_STEPS) return SB_EINVAL;
-            if (n - at - sizeof m < per * m.steps) return SB_ELEN;
+            if (n - at - sizeof m < len) return SB_ELEN;
             if (m.label >= nn) return SB_ERANGE;
             if (m.rule >= SB_RULE_COUNT || m.max_pulses == 0) return SB_EINVAL;
             steps += m.steps;
             work += (uint32_t)sb_dev_cells(d) * m.max_pulses;
             if (steps > SB_MAX_STEPS || work > SB_MAX_PULSE_WORK) return SB_EINVAL;
-            if ((rc = unpack_input(s, req + at + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS)))
+            if ((rc = unpack_input(s, req + at + sizeof m, len, m.steps, m.flags & SB_INFER_LEVELS)))
                 return rc;
             off[k] = (uint16_t)at;
-            at += sizeof m + per * m.steps;
+            at += sizeof m + len;
         }
         if (at != n) { *detail = (uint32_t)n; return SB_ELEN; }
         sb_msg_train_batch_resp_t r = {b.n, nn, 0};
@@ -332,8 +338,8 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         for (uint8_t k = 0; k < b.n; k++) {
             sb_msg_train_t m;
             memcpy(&m, req + off[k], sizeof m);
-            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
-            unpack_input(s, req + off[k] + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS);
+            const size_t len = input_len(s, m.steps, m.flags & SB_INFER_LEVELS);
+            unpack_input(s, req + off[k] + sizeof m, len, m.steps, m.flags & SB_INFER_LEVELS);
             sb_train_req_t tr = {m.steps, m.label, m.rule, m.target, m.max_pulses, 1, m.sample_id};
             sb_train_result_t res;
             rc = sb_learn_train(d, &tr, s->levels, &res);
@@ -364,17 +370,17 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             *detail = k;
             if (n - at < sizeof m) return SB_ELEN;
             memcpy(&m, req + at, sizeof m);
-            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
+            const size_t len = input_len(s, m.steps, m.flags & SB_INFER_LEVELS);
             if (m.flags & ~SB_INFER_BATCH_FLAGS) return SB_EINVAL;
             if (m.steps == 0 || m.steps > SB_MAX_STEPS) return SB_EINVAL;
-            if (n - at - sizeof m < per * m.steps) return SB_ELEN;
+            if (n - at - sizeof m < len) return SB_ELEN;
             steps += m.steps;
             if (steps > SB_MAX_STEPS) return SB_EINVAL;
-            if ((rc = unpack_input(s, req + at + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS)))
+            if ((rc = unpack_input(s, req + at + sizeof m, len, m.steps, m.flags & SB_INFER_LEVELS)))
                 return rc;
             need += sizeof(sb_msg_infer_resp_t) + 4u * m.steps + 4u * nn;
             off[k] = (uint16_t)at;
-            at += sizeof m + per * m.steps;
+            at += sizeof m + len;
         }
         if (at != n) { *detail = (uint32_t)n; return SB_ELEN; }
         if (need > SB_MAX_PAYLOAD) { *detail = (uint32_t)need; return SB_ELEN; }
@@ -384,8 +390,8 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         for (uint8_t k = 0; k < b.n; k++) {
             sb_msg_infer_t m;
             memcpy(&m, req + off[k], sizeof m);
-            size_t per = (m.flags & SB_INFER_LEVELS) ? rows : (size_t)(rows + 7) / 8;
-            unpack_input(s, req + off[k] + sizeof m, per * m.steps, m.steps, m.flags & SB_INFER_LEVELS);
+            const size_t len = input_len(s, m.steps, m.flags & SB_INFER_LEVELS);
+            unpack_input(s, req + off[k] + sizeof m, len, m.steps, m.flags & SB_INFER_LEVELS);
             *detail = k;
             if ((rc = sb_dev_reset_neurons(d))) return rc;
             sb_msg_infer_resp_t ir = {m.steps, nn, last, d->step};
