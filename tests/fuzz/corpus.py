@@ -13,6 +13,7 @@ An input of the harness is one mode byte, then link bytes:
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,22 @@ def write_corpus(d: Path) -> int:
     for name, data in seeds().items():
         (d / name).write_bytes(data)
     return len(list(d.iterdir()))
+
+
+def prepare(build: Path) -> tuple[Path, Path, int]:
+    """What a harness build needs in `build`: params.inc (rewritten only when
+    its text changes, so a build that depends on it stays current) and a
+    fresh seeds/ folder. Returns (params.inc, seeds folder, seed count)."""
+    build = Path(build)
+    build.mkdir(parents=True, exist_ok=True)
+    inc = build / "params.inc"
+    text = params_inc()
+    if not inc.exists() or inc.read_text() != text:
+        inc.write_text(text)
+    seeds_dir = build / "seeds"
+    if seeds_dir.exists():
+        shutil.rmtree(seeds_dir)
+    return inc, seeds_dir, write_corpus(seeds_dir)
 
 
 def corpus_hash() -> str:

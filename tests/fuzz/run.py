@@ -57,15 +57,7 @@ def build(clang: str, quiet: bool = False) -> Path:
     sys.path.insert(0, str(HERE))
     import corpus  # noqa: E402  (needs the spikeboard package: run with the project's venv)
 
-    BUILD.mkdir(parents=True, exist_ok=True)
-    inc = BUILD / "params.inc"
-    text = corpus.params_inc()
-    if not inc.exists() or inc.read_text() != text:
-        inc.write_text(text)
-    seeds = BUILD / "seeds"
-    if seeds.exists():
-        shutil.rmtree(seeds)
-    n = corpus.write_corpus(seeds)
+    inc, seeds, n = corpus.prepare(BUILD)
     exe = BUILD / "fuzz_server"
     deps = sources() + [inc] + sorted((ROOT / "hal" / "include" / "sb").glob("*.h")) + sorted((ROOT / "hal" / "src").glob("*.h"))
     if not exe.exists() or any(p.stat().st_mtime > exe.stat().st_mtime for p in deps):

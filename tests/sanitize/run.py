@@ -29,16 +29,7 @@ def build() -> Path:
     sys.path.insert(0, str(FUZZ))
     import corpus  # noqa: E402  (needs the spikeboard package: run with the project's venv)
 
-    BUILD.mkdir(parents=True, exist_ok=True)
-    inc = BUILD / "params.inc"
-    text = corpus.params_inc()
-    if not inc.exists() or inc.read_text() != text:
-        inc.write_text(text)
-    seeds = BUILD / "seeds"
-    seeds.mkdir(exist_ok=True)
-    for old in seeds.iterdir():
-        old.unlink()
-    corpus.write_corpus(seeds)
+    corpus.prepare(BUILD)
     exe = BUILD / "sb_sanitize"
     srcs = [HERE / "driver.c", FUZZ / "fuzz_server.c", *sorted((ROOT / "hal" / "src").glob("*.c"))]
     cmd = ["gcc", *CFLAGS, f"-I{ROOT / 'hal' / 'include'}", f"-I{BUILD}", *map(str, srcs), "-o", str(exe)]
