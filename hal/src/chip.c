@@ -6,6 +6,7 @@
 #include "sb/rng.h"
 #include "bits.h"
 #include "rng_mix.h"
+#include "neuron.h"
 
 /* 2^(-i/64) in Q0.16, i = 0..64 */
 static const uint16_t exp2_tab[65] = {
@@ -75,6 +76,7 @@ int sb_chip_configure(sb_chip_t *c, const sb_params_t *p) {
     memset(c->v, 0, sizeof c->v);
     memset(c->refrac, 0, sizeof c->refrac);
     memset(c->fired, 0, sizeof c->fired);
+    memset(c->sensed, 0, sizeof c->sensed);
     memset(c->nsample, 0, sizeof c->nsample);
     c->step = 0;
     c->disturb_events = 0;
@@ -178,52 +180,41 @@ static void row_read(sb_chip_t *c, uint8_t l, uint8_t r, uint8_t level) {
     c->rowsum[l] += level;
 }
 
+/* Column currents of layer l into neuron inputs (post interface), with
+ * read noise when the card has it: drawn first into noise[] (the hash
+ * inlined, so that loop vectorises too). nn, diff and noisy are constants in
+ * the specialised calls below. */
+static inline int32_t column_cur(const uint32_t *acc, uint8_t j, const int diff, int32_t ref) {
+    return diff ? (int32_t)acc[2 * j] - (int32_t)acc[2 * j + 1] : (int32_t)acc[j] - ref;
+}
+
+static inline void read_noise(const sb_chip_t *c, uint8_t l, const uint8_t nn, int32_t *noise) {
+    const sb_params_t *p = &c->p;
+    const int32_t amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
+    const uint32_t key = sb_rng_key(p->seed, SB_RNG_READ), idx0 = (uint32_t)l * SB_MAX_NEURONS, ctr = c->nsample[l];
+    for (uint8_t j = 0; j < nn; j++)
+        noise[j] = (int32_t)(((int64_t)amp * sb_rng_normal_q12_key(key, idx0 + j, ctr)) >> 12);
+}
+
 /* Post interface then the layer's neurons: integrate, leak, fire, reset, rest.
  * The leak first (a pass of its own, only when the card has one), then one
- * branch-free pass per neuron (selects with all-ones masks) that vectorises;
- * nn, diff and noisy are constants in the specialised calls below.
- * Read noise, when the card has it, is drawn first into noise[] (the hash
- * inlined, so that loop vectorises too). */
+ * fused branch-free pass per neuron that vectorises. */
 static inline uint32_t neurons_step(sb_chip_t *c, uint8_t l, const uint8_t nn, const int diff, const int noisy) {
     const sb_params_t *p = &c->p;
     const int32_t ref = diff ? 0 : (int32_t)((uint32_t)p->g_ref * c->rowsum[l]);
-    const int32_t gain = p->post_gain, shift = p->post_shift, sat = p->post_sat;
-    const int32_t th = p->v_th, vmin = p->v_min, keep_mask = -(int32_t)(p->reset_mode == SB_RESET_SUBTRACT);
-    const int32_t refractory = p->refractory, leak = (int32_t)p->leak_q16;
+    const sb_nk_t k = sb_nk(p);
     const uint32_t *acc = c->acc[l];
     int32_t *v = c->v[l];
     int32_t *rf = c->refrac[l];
     int32_t noise[SB_MAX_NEURONS];
 
-    if (noisy) {
-        const int32_t amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
-        const uint32_t key = sb_rng_key(p->seed, SB_RNG_READ), idx0 = (uint32_t)l * SB_MAX_NEURONS, ctr = c->nsample[l];
-        for (uint8_t j = 0; j < nn; j++)
-            noise[j] = (int32_t)(((int64_t)amp * sb_rng_normal_q12_key(key, idx0 + j, ctr)) >> 12);
-    }
-    if (leak) {
-        for (uint8_t j = 0; j < nn; j++) v[j] -= (int32_t)(((int64_t)v[j] * leak) >> 16);
-    }
+    if (noisy) read_noise(c, l, nn, noise);
+    if (p->leak_q16) sb_leak(v, nn, p->leak_q16);
     uint32_t mask = 0;
     for (uint8_t j = 0; j < nn; j++) {
-        int32_t cur = diff ? (int32_t)acc[2 * j] - (int32_t)acc[2 * j + 1] : (int32_t)acc[j] - ref;
+        int32_t cur = column_cur(acc, j, diff, ref);
         if (noisy) cur += noise[j];
-        /* post interface: column current, saturating at the sense amplifier's
-         * +-SB_POST_IN_MAX, times a 10-bit gain, then the output range */
-        cur = cur > SB_POST_IN_MAX ? SB_POST_IN_MAX : cur < -SB_POST_IN_MAX ? -SB_POST_IN_MAX : cur;
-        int32_t in = (cur * gain) >> shift;
-        in = in > sat ? sat : in < -sat ? -sat : in;
-        int32_t vj = v[j];
-        int32_t rj = rf[j];
-        int32_t rest = -(int32_t)(rj != 0);
-        int32_t x = vj + in;
-        x = x < vmin ? vmin : x;
-        int32_t f = -(int32_t)(x >= th) & ~rest;
-        int32_t xr = (x - th) & keep_mask;
-        x = (xr & f) | (x & ~f);
-        v[j] = (vj & rest) | (x & ~rest);
-        rf[j] = ((rj - 1) & rest) | (refractory & f);
-        mask |= ((uint32_t)f & 1u) << j;
+        mask |= sb_lif(&v[j], &rf[j], sb_post_in(cur, k), k) << j;
     }
     return mask;
 }
@@ -247,6 +238,23 @@ static void sample(sb_chip_t *c, uint8_t l) {
     c->rowsum[l] = 0;
     c->fired[l] = mask;
     if (mask && c->hooks.fire) c->hooks.fire(c->hooks.ctx, l, c->nsample[l], mask);
+    c->nsample[l]++;
+}
+
+/* The post interface alone: neuron inputs latched for neurons off the chip
+ * (a tiled array's neuron bank); the same noise draw as a SAMPLE. */
+static void sense(sb_chip_t *c, uint8_t l) {
+    const uint8_t nn = c->neurons[l];
+    const int diff = (c->p.diff_mask >> l) & 1u;
+    const int32_t ref = diff ? 0 : (int32_t)((uint32_t)c->p.g_ref * c->rowsum[l]);
+    const sb_nk_t k = sb_nk(&c->p);
+    const int noisy = c->p.read_noise_q16 && c->rowsum[l];
+    int32_t noise[SB_MAX_NEURONS];
+    if (noisy) read_noise(c, l, nn, noise);
+    for (uint8_t j = 0; j < nn; j++)
+        c->sensed[l][j] = sb_post_in(column_cur(c->acc[l], j, diff, ref) + (noisy ? noise[j] : 0), k);
+    memset(c->acc[l], 0, sizeof c->acc[l]);
+    c->rowsum[l] = 0;
     c->nsample[l]++;
 }
 
@@ -280,6 +288,9 @@ static int op_exec(sb_chip_t *c, const sb_op_t *op) {
         return SB_OK;
     case SB_OP_SAMPLE:
         sample(c, op->layer);
+        return SB_OK;
+    case SB_OP_SENSE:
+        sense(c, op->layer);
         return SB_OK;
     case SB_OP_PROGRAM: {
         if (op->row >= p->rows || op->col >= p->cols) return SB_ERANGE;
@@ -331,6 +342,14 @@ static int port_neurons(void *ctx, uint8_t l, int32_t *v, uint8_t *refrac) {
     if (l >= c->p.layers) return SB_ERANGE;
     if (v) memcpy(v, c->v[l], sizeof(int32_t) * c->neurons[l]);
     if (refrac) for (uint8_t j = 0; j < c->neurons[l]; j++) refrac[j] = (uint8_t)c->refrac[l][j];
+    return SB_OK;
+}
+
+static int port_sensed(void *ctx, uint8_t l, int32_t *in) {
+    sb_chip_t *c = ctx;
+    if (!c->configured) return SB_ECONFIG;
+    if (l >= c->p.layers) return SB_ERANGE;
+    memcpy(in, c->sensed[l], sizeof(int32_t) * c->neurons[l]);
     return SB_OK;
 }
 
@@ -387,6 +406,7 @@ sb_port_t *sb_chip_port(sb_chip_t *c, const sb_chip_hooks_t *hooks) {
     c->port.fired = port_fired;
     c->port.read_cell = port_read_cell;
     c->port.neurons = port_neurons;
+    c->port.sensed = port_sensed;
     c->port.age = port_age;
     c->port.configure = port_configure;
     c->port.image = port_image;

@@ -57,8 +57,10 @@ static inline int binary_mask(const uint8_t *lvl, const uint8_t n, uint32_t *mas
 }
 
 /* One layer's read step: read pulses on the active rows (one op for a binary
- * spike vector, one per row for pulse-width levels), then one sample. */
-static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_mask, uint32_t *fired) {
+ * spike vector, one per row for pulse-width levels), then `finish`: a SAMPLE
+ * (the chip's neurons integrate; *out gets the fire mask) or a SENSE (the
+ * neuron inputs are latched for neurons off the chip; out is unused). */
+static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_mask, uint8_t finish, uint32_t *out) {
     const sb_params_t *p = &d->p;
     sb_op_t *ops = d->ops;
     size_t n = 0;
@@ -88,24 +90,33 @@ static int layer_step(sb_dev_t *d, uint8_t l, const uint8_t *lvl, uint32_t in_ma
     } else if (in_mask) {
         ops[n++] = (sb_op_t){SB_OP_READ_ROWS, l, 0, 0, 0, 0, 0, in_mask};
     }
-    ops[n++] = (sb_op_t){SB_OP_SAMPLE, l, 0, 0, 0, 0, 0, 0};
+    ops[n++] = (sb_op_t){finish, l, 0, 0, 0, 0, 0, 0};
     int rc = d->port->exec(d->port->ctx, ops, n);
     if (rc) return rc;
-    uint32_t m = d->port->fired(d->port->ctx, l);
     d->cnt.pre += active;
     d->cnt.reads += active * p->cols;
     d->cnt.post += p->cols;
-    d->cnt.updates += d->neurons[l];
-    d->cnt.fires += sb_popcount32(m);
-    *fired = m;
+    if (finish == SB_OP_SAMPLE) {
+        uint32_t m = d->port->fired(d->port->ctx, l);
+        d->cnt.updates += d->neurons[l];
+        d->cnt.fires += sb_popcount32(m);
+        *out = m;
+    }
     return SB_OK;
+}
+
+int sb_dev_sense(sb_dev_t *d, const uint8_t *in, int32_t *out) {
+    if (!d->configured) return SB_ECONFIG;
+    if (!d->port->sensed) return SB_ECMD;
+    int rc = layer_step(d, 0, in, 0, SB_OP_SENSE, NULL);
+    return rc ? rc : d->port->sensed(d->port->ctx, 0, out);
 }
 
 int sb_dev_step(sb_dev_t *d, const uint8_t *in, uint32_t *out_mask) {
     if (!d->configured) return SB_ECONFIG;
     uint32_t m = 0;
     for (uint8_t l = 0; l < d->p.layers; l++) {
-        int rc = layer_step(d, l, l == 0 ? in : NULL, m, &m);
+        int rc = layer_step(d, l, l == 0 ? in : NULL, m, SB_OP_SAMPLE, &m);
         if (rc) return rc;
         if (out_mask) out_mask[l] = m;
         if (m && d->on_fire) d->on_fire(d->ev_ctx, l, d->step, m);
@@ -332,8 +343,10 @@ int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int wri
 }
 
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e) {
-    const sb_params_t *p = &d->p;
-    const sb_counters_t *c = &d->cnt;
+    sb_energy_of(&d->p, &d->cnt, e);
+}
+
+void sb_energy_of(const sb_params_t *p, const sb_counters_t *c, sb_energy_t *e) {
     e->neuron_aj = c->fires * p->e_fire_aj + c->updates * p->e_update_aj;
     e->read_aj = c->reads * p->e_read_aj;
     e->pot_aj = c->pot * p->e_pot_aj;

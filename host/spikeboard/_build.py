@@ -25,7 +25,7 @@ def _hal_root() -> Path:
 
 HAL = _hal_root()
 HEADERS = ["config.h", "errors.h", "params.h", "port.h", "rng.h", "proto.h", "chip.h",
-           "dev.h", "learn.h", "server.h"]
+           "dev.h", "tile.h", "learn.h", "server.h"]
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+(SB_\w+)\s+(.+?)\s*(?:/\*.*)?$")
 

@@ -36,6 +36,7 @@ typedef struct sb_chip {
     int32_t v[SB_MAX_LAYERS][SB_MAX_NEURONS];   /* membrane, Q16.16 */
     int32_t refrac[SB_MAX_LAYERS][SB_MAX_NEURONS];   /* steps left to rest; int32 so the neuron loop vectorises */
     uint32_t fired[SB_MAX_LAYERS];
+    int32_t sensed[SB_MAX_LAYERS][SB_MAX_NEURONS];  /* post-interface outputs of the last SENSE */
     uint32_t step;                               /* SAMPLEs of the last layer, for noise and events */
     uint32_t nsample[SB_MAX_LAYERS];
     uint32_t disturb_events;

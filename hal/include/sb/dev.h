@@ -73,6 +73,11 @@ int sb_dev_run(sb_dev_t *d, uint16_t steps, const uint8_t *in, uint32_t *out, in
 int sb_dev_run_batch(sb_dev_t *d, uint32_t batch, uint16_t steps, const uint8_t *in,
                      uint32_t *out, int32_t *v_out);
 int sb_dev_reset_neurons(sb_dev_t *d);
+/* One read step of layer 0 whose neurons sit off this chip (a tile of a
+ * tiled array): read pulses on the active rows, then a SENSE; out gets the
+ * post-interface output (neuron input, Q16.16) of each neuron position.
+ * Counts the reads and interface operations, not neuron events or time. */
+int sb_dev_sense(sb_dev_t *d, const uint8_t *in, int32_t *out);
 
 /* Move a run of cells: count pulses of polarity each (0 = hold). */
 int sb_dev_pulse(sb_dev_t *d, uint16_t first, uint16_t n, int8_t polarity, uint16_t count);
@@ -92,6 +97,8 @@ uint32_t sb_dev_image_size(const sb_dev_t *d);
 int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int write);
 
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e);
+/* Energy of any counters under a card's energies per event. */
+void sb_energy_of(const sb_params_t *p, const sb_counters_t *c, sb_energy_t *e);
 void sb_dev_clear_counters(sb_dev_t *d);
 
 #endif

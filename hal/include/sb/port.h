@@ -14,6 +14,8 @@ typedef enum {
     SB_OP_HOLD     = 4,  /* `count` pulse periods with no pulse */
     SB_OP_NEURON_RESET = 5, /* membranes and refractory counters of `layer` to zero */
     SB_OP_READ_ROWS = 6, /* read pulses of width 1 on every row of `mask` at once (binary spikes) */
+    SB_OP_SENSE    = 7,  /* post interface samples the columns of `layer` and latches the neuron
+                            inputs, for neurons off the chip (tiled arrays); on-chip neurons idle */
 } sb_op_kind_t;
 
 typedef struct {
@@ -40,6 +42,9 @@ struct sb_port {
     /* Membrane potentials and refractory counters of `layer`; silicon ports
      * that cannot observe them return SB_ECMD. */
     int (*neurons)(void *ctx, uint8_t layer, int32_t *v, uint8_t *refrac);
+    /* Neuron inputs (Q16.16) of `layer` latched by its last SENSE. NULL on
+     * chips whose post interface cannot export them (no tiling there). */
+    int (*sensed)(void *ctx, uint8_t layer, int32_t *in);
     /* Let `seconds` pass unpowered (retention). */
     int (*age)(void *ctx, uint32_t seconds);
     /* Apply a new configuration: fresh cells, variation and stuck map from the seed. */

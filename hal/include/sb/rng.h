@@ -8,7 +8,7 @@
 
 enum {
     SB_RNG_STUCK = 1, SB_RNG_D2D_STEP = 2, SB_RNG_D2D_WIN = 3, SB_RNG_C2C = 4,
-    SB_RNG_READ = 5, SB_RNG_DISTURB = 6, SB_RNG_LEARN = 7,
+    SB_RNG_READ = 5, SB_RNG_DISTURB = 6, SB_RNG_LEARN = 7, SB_RNG_TILE = 8,
 };
 
 uint32_t sb_rng_u32(uint32_t seed, uint32_t stream, uint32_t index, uint32_t counter);

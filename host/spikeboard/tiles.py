@@ -1,0 +1,176 @@
+"""Tiled arrays on the model: a logical layer larger than one physical array
+runs as a grid of tiles (hal/ sb_tiled_t, see hal/include/sb/tile.h).
+
+Each tile is a virtual chip with the card's geometry (one layer, e.g. 32x32)
+and a seed of its own; the tiles' post interfaces hand partial neuron inputs
+to a neuron bank that adds them per neuron and runs the chip's LIF
+arithmetic. Programming, reading and updating go through each tile's own
+device controller, so counters and energy are the chip's, summed.
+
+Logical cells are indexed row-major over the logical layer (row * cols +
+col), as on a single chip; on differential tiles neuron j is the column pair
+(2j, 2j+1)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import cards as cardlib
+from ._hal import ffi, lib
+from .backends.base import Counters, ProgramResult
+from .errors import ConfigError, check
+
+
+class TiledArray:
+    """A rows x cols logical layer on ceil(rows/R) x ceil(cols/C) tiles."""
+
+    name = "model-tiled"
+
+    def __init__(self, params, rows: int, cols: int):
+        p = params[0] if hasattr(params, "__getitem__") else params
+        if p.layers != 1:
+            raise ConfigError(f"tiled layer: the tile geometry must have one layer, the card block has {p.layers}")
+        if rows < 1 or cols < 1:
+            raise ConfigError(f"tiled layer: rows and cols must be >= 1, got {rows} x {cols}")
+        if p.diff_mask & 1 and cols % 2:
+            raise ConfigError(f"tiled layer: {cols} columns on differential tiles (need an even count)")
+        gr, gc = -(-rows // p.rows), -(-cols // p.cols)
+        if gr * gc > lib.SB_MAX_TILES:
+            raise ConfigError(f"tiled layer {rows} x {cols} needs {gr} x {gc} = {gr * gc} tiles of "
+                              f"{p.rows} x {p.cols}, at most {lib.SB_MAX_TILES}")
+        neurons = cols // 2 if p.diff_mask & 1 else cols
+        if neurons > lib.SB_TILED_MAX_NEURONS:
+            raise ConfigError(f"tiled layer: {neurons} neurons, at most {lib.SB_TILED_MAX_NEURONS}")
+        self.params = ffi.new("sb_params_t *", p)
+        self.rows, self.cols, self.grid = rows, cols, (gr, gc)
+        self._chips = [ffi.new("sb_chip_t *") for _ in range(gr * gc)]
+        self._devs = [ffi.new("sb_dev_t *") for _ in range(gr * gc)]
+        for chip, dev in zip(self._chips, self._devs):
+            lib.sb_dev_init(dev, lib.sb_chip_port(chip, ffi.NULL))
+        self._tiles = ffi.new("sb_dev_t *[]", self._devs)
+        self._t = ffi.new("sb_tiled_t *")
+        check(lib.sb_tiled_configure(self._t, self._tiles, len(self._devs), self.params, rows, cols),
+              "configure tiled layer")
+        self.neurons = int(self._t.neurons)
+        self.words = (self.neurons + 31) // 32
+        # tile and in-tile cell of every logical cell, row-major
+        r, c = np.divmod(np.arange(rows * cols), cols)
+        self._tile = (r // p.rows) * gc + c // p.cols
+        self._cell = (r % p.rows) * p.cols + c % p.cols
+
+    @classmethod
+    def from_card(cls, card: str, rows: int, cols: int, *, geometry: str = "32x32", differential: bool = True,
+                  seed: int | None = None, **compile_kw) -> "TiledArray":
+        """A card compiled for one tile (a single-layer geometry) and laid over rows x cols."""
+        if cardlib.GEOMETRIES.get(geometry, (0, 0, 0))[2] != 1:
+            raise ConfigError(f"tile geometry {geometry!r}: need a single-layer preset "
+                              f"({', '.join(g for g, v in cardlib.GEOMETRIES.items() if v[2] == 1)})")
+        p = cardlib.compile_card(cardlib.load(card), geometry, seed=seed, differential=differential, **compile_kw)
+        return cls(p, rows, cols)
+
+    @property
+    def tiles(self) -> int:
+        return len(self._devs)
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def layer_shape(self) -> tuple[int, int]:
+        return self.rows, self.cols
+
+    def tile_of(self, row: int, col: int) -> tuple[int, int]:
+        """(tile, cell in the tile) of a logical cell, from the C mapping."""
+        t, c = ffi.new("uint16_t *"), ffi.new("uint16_t *")
+        check(lib.sb_tiled_cell(self._t, row, col, t, c), f"cell ({row}, {col})")
+        return int(t[0]), int(c[0])
+
+    # -- inference ---------------------------------------------------------------
+    def _check_batch(self, spikes) -> np.ndarray:
+        x = np.asarray(spikes)
+        if x.ndim != 3 or x.shape[2] != self.rows:
+            raise ConfigError(f"input batch: expected shape (batch, steps, {self.rows}), got {x.shape}")
+        if x.shape[1] < 1 or x.shape[1] > 65535:
+            raise ConfigError(f"input batch: {x.shape[1]} steps, need 1..65535")
+        if x.size and (x.min() < 0 or x.max() > self.params.pre_levels):
+            raise ConfigError(f"input batch: levels must be 0..{self.params.pre_levels}, got {x.min()}..{x.max()}")
+        return np.ascontiguousarray(x, dtype=np.uint8)
+
+    def run_masks(self, spikes) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T, rows) levels -> fire-mask words (B, T, words) u32, final membranes (B, neurons)."""
+        x = self._check_batch(spikes)
+        B, T, _ = x.shape
+        masks = np.zeros((B, T, self.words), dtype=np.uint32)
+        v = np.zeros((B, self.neurons), dtype=np.int32)
+        check(lib.sb_tiled_run_batch(self._t, B, T, ffi.from_buffer("uint8_t[]", x),
+                                     ffi.from_buffer("uint32_t[]", masks), ffi.from_buffer("int32_t[]", v)),
+              "tiled inference")
+        return masks, v
+
+    def infer_batch(self, spikes) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T, rows) -> fires (B, T, neurons) uint8, final membranes (B, neurons)."""
+        masks, v = self.run_masks(spikes)
+        bits = (masks[..., None] >> np.arange(32, dtype=np.uint32)) & 1
+        return bits.reshape(*masks.shape[:2], -1)[..., :self.neurons].astype(np.uint8), v
+
+    # -- synapses ----------------------------------------------------------------
+    def _check_logical(self, a, what: str, dtype) -> np.ndarray:
+        a = np.asarray(a)
+        if a.size != self.cells:
+            raise ConfigError(f"{what}: expected {self.rows} x {self.cols} = {self.cells} values, got shape {a.shape}")
+        return a.reshape(-1).astype(dtype)
+
+    def read_conductance(self) -> np.ndarray:
+        """Conductance codes of every logical cell, row-major (rows * cols,)."""
+        per = self.params.rows * self.params.cols
+        g = np.zeros((self.tiles, per), dtype=np.uint16)
+        for k, dev in enumerate(self._devs):
+            check(lib.sb_dev_read(dev, 0, per, ffi.from_buffer("uint16_t[]", g[k])), f"read tile {k}")
+        return g[self._tile, self._cell]
+
+    def program(self, targets, *, tolerance: int = 0, max_pulses: int = 64) -> ProgramResult:
+        """Write-verify every logical cell to its target code, one cell per
+        call as ModelBackend.program does, so counters match the board."""
+        t = self._check_logical(targets, "program targets", np.int64)
+        if t.size and (t.min() < 0 or t.max() > 65535):
+            raise ConfigError(f"program targets: codes must be 0..65535, got {t.min()}..{t.max()}")
+        t = t.astype(np.uint16)
+        used = np.zeros(self.cells, dtype=np.uint8)
+        failed = np.zeros(self.cells, dtype=bool)
+        tb, ub = ffi.from_buffer("uint16_t[]", t), ffi.from_buffer("uint8_t[]", used)
+        for i, (k, cell) in enumerate(zip(self._tile.tolist(), self._cell.tolist())):
+            rc = check(lib.sb_dev_program(self._devs[k], cell, 1, tb + i, tolerance, max_pulses, ub + i, ffi.NULL),
+                       f"program tile {k}")
+            failed[i] = rc > 0
+        return ProgramResult(used, failed)
+
+    def update(self, counts) -> None:
+        """Per-cell pulses (sign: polarity, magnitude: count, |count| <= 127), one update per tile."""
+        c = self._check_logical(counts, "update counts", np.int64)
+        if c.size and (c.min() < -127 or c.max() > 127):
+            raise ConfigError(f"update counts: need -127..127 pulses per cell, got {c.min()}..{c.max()}")
+        per = self.params.rows * self.params.cols
+        buf = np.zeros((self.tiles, per), dtype=np.int8)
+        buf[self._tile, self._cell] = c
+        for k, dev in enumerate(self._devs):
+            check(lib.sb_dev_update(dev, 0, per, ffi.from_buffer("int8_t[]", buf[k])), f"update tile {k}")
+
+    def age(self, seconds: int) -> None:
+        for k, dev in enumerate(self._devs):
+            check(lib.sb_dev_age(dev, int(seconds)), f"age tile {k}")
+
+    # -- counters and energy -------------------------------------------------------
+    def counters(self, clear: bool = False) -> Counters:
+        c = ffi.new("sb_counters_t *")
+        lib.sb_tiled_counters(self._t, c)
+        if clear:
+            lib.sb_tiled_clear_counters(self._t)
+        return Counters.from_c(c[0])
+
+    def energy(self, counters: Counters | None = None) -> dict[str, int]:
+        """Energy per block in attojoules for counters (default: all so far)."""
+        c = counters if counters is not None else self.counters()
+        cc = ffi.new("sb_counters_t *", c.as_dict())
+        e = ffi.new("sb_energy_t *")
+        lib.sb_energy_of(self.params, cc, e)
+        return {f: int(getattr(e, f)) for f in ("neuron_aj", "read_aj", "pot_aj", "dep_aj", "iface_aj", "total_aj")}

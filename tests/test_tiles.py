@@ -1,0 +1,199 @@
+"""Tiled arrays (hal/ tile.c through spikeboard.tiles): larger logical layers
+on a grid of physical tiles, bit-exact against a numpy reference of the
+documented arithmetic, equal to the plain chip on one tile."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikeboard import cards
+from spikeboard._hal import ffi, lib
+from spikeboard.backends.model import ModelBackend
+from spikeboard.errors import ConfigError, DeviceError
+from spikeboard.tiles import TiledArray
+
+from .conftest import ideal_card
+
+
+def params(card="rram-nonlinear", *, differential=True, seed=7, neuron=None, card_obj=None):
+    c = card_obj if card_obj is not None else cards.load(card)
+    return cards.compile_card(c, "32x32", seed=seed, differential=differential, neuron=neuron)
+
+
+def reference(p, g, x, rows, cols):
+    """The tiled layer's documented arithmetic in numpy (noiseless card):
+    per tile, column current = sum of level x G over its rows (reference
+    removed on single-ended tiles), the post interface saturates it, scales by
+    gain >> shift and clips to +-post_sat; the bank adds the partial inputs of
+    a grid column, clips to +-post_sat and runs leak / integrate / floor /
+    fire / reset / refractory."""
+    R, C = p.rows, p.cols
+    diff = bool(p.diff_mask & 1)
+    G = g.reshape(rows, cols).astype(np.int64)
+    nn = cols // 2 if diff else cols
+    B, T, _ = x.shape
+    fires = np.zeros((B, T, nn), np.uint8)
+    vs = np.zeros((B, nn), np.int64)
+    for b in range(B):
+        v = np.zeros(nn, np.int64)
+        rf = np.zeros(nn, np.int64)
+        for t in range(T):
+            total = np.zeros(nn, np.int64)
+            for r0 in range(0, rows, R):
+                lv = x[b, t, r0:r0 + R].astype(np.int64)
+                for c0 in range(0, cols, C):
+                    acc = lv @ G[r0:r0 + R, c0:c0 + C]
+                    cur = acc[0::2] - acc[1::2] if diff else acc - p.g_ref * lv.sum()
+                    cur = np.clip(cur, -lib.SB_POST_IN_MAX, lib.SB_POST_IN_MAX)
+                    part = np.clip((cur * p.post_gain) >> p.post_shift, -p.post_sat, p.post_sat)
+                    j0 = c0 // 2 if diff else c0
+                    total[j0:j0 + len(part)] += part
+            inp = np.clip(total, -p.post_sat, p.post_sat)
+            v = v - ((v * p.leak_q16) >> 16)
+            resting = rf != 0
+            y = np.maximum(v + inp, p.v_min)
+            f = (y >= p.v_th) & ~resting
+            y = np.where(f, (y - p.v_th) if p.reset_mode == lib.SB_RESET_SUBTRACT else 0, y)
+            v = np.where(resting, v, y)
+            rf = np.where(resting, rf - 1, np.where(f, p.refractory, 0))
+            fires[b, t] = f
+        vs[b] = v
+    return fires, vs
+
+
+@pytest.mark.parametrize("differential,rows,cols", [(True, 70, 40), (False, 45, 50)])
+def test_tiled_layer_matches_reference_arithmetic(differential, rows, cols):
+    card = ideal_card().with_overrides(neuron={"leak": 0.05, "refractory_steps": 1})
+    p = params(card_obj=card, differential=differential, neuron={"threshold": 1.0})
+    t = TiledArray(p, rows, cols)
+    assert t.grid == (-(-rows // 32), -(-cols // 32)) and t.tiles == t.grid[0] * t.grid[1]
+    rng = np.random.default_rng(5)
+    pp = t.params
+    t.program(rng.integers(pp.g_min, pp.g_max, rows * cols), tolerance=(pp.g_max - pp.g_min) // 50)
+    g = t.read_conductance()
+    x = (rng.random((3, 25, rows)) < 0.35).astype(np.uint8)
+    fires, v = t.infer_batch(x)
+    ef, ev = reference(pp, g, x, rows, cols)
+    assert fires.sum() > 0 and (fires == 0).sum() > 0      # the test sees both outcomes
+    assert (fires == ef).all()
+    assert (v == ev).all()
+
+
+def test_partial_sums_cross_row_tiles():
+    """Rows of the second band reach the neurons only through the bank's adder:
+    driving them alone moves the membranes that tile 1's conductances say."""
+    p = params(card_obj=ideal_card(), neuron={"threshold": 100.0})
+    t = TiledArray(p, 64, 4)
+    pp = t.params
+    target = np.full((64, 4), pp.g_min, np.int64)
+    target[32:, 0] = pp.g_min + (pp.g_max - pp.g_min) // 2       # neuron 0, + device, tile 1 only
+    t.program(target, tolerance=(pp.g_max - pp.g_min) // 100)
+    x = np.zeros((1, 1, 64), np.uint8)
+    x[0, 0, 40:44] = 1
+    _, v = t.infer_batch(x)
+    g = t.read_conductance().reshape(64, 4).astype(np.int64)
+    cur = g[40:44, 0].sum() - g[40:44, 1].sum()
+    assert v[0, 0] == min((cur * pp.post_gain) >> pp.post_shift, pp.post_sat) > 0
+    x[0, 0, 40:44] = 0
+    x[0, 0, 0:4] = 1                                             # the same rows of tile 0: no weight there
+    _, v = t.infer_batch(x)
+    assert abs(int(v[0, 0])) < abs(int((cur * pp.post_gain) >> pp.post_shift)) // 4
+
+
+@pytest.mark.parametrize("card", ["spec", "rram-nonlinear"])
+def test_one_tile_is_the_plain_chip(card):
+    p = params(card)
+    t = TiledArray(p, 32, 32)
+    m = ModelBackend()
+    m.configure(p)
+    rng = np.random.default_rng(2)
+    tg = rng.integers(p.g_min, p.g_max, 1024)
+    t.program(tg, tolerance=400)
+    m.program(tg, tolerance=400)
+    assert (t.read_conductance() == m.read_conductance()).all()
+    x = (rng.random((4, 30, 32)) < 0.3).astype(np.uint8)
+    s1, v1 = t.infer_batch(x)
+    s2, v2 = m.infer_batch(x)
+    assert s1.sum() > 0
+    assert (s1 == s2).all() and (v1 == v2).all()
+    assert t.counters() == m.counters()
+
+
+def test_tiles_have_their_own_seed_and_same_seed_same_bits():
+    p = params("rram-nonlinear")
+    a, b = TiledArray(p, 64, 64), TiledArray(p, 64, 64)
+    assert lib.sb_tile_seed(p.seed, 0) == p.seed
+    seeds = {lib.sb_tile_seed(p.seed, k) for k in range(4)}
+    assert len(seeds) == 4
+    # device-to-device variation differs between tiles (own seed), is the same for the same seed
+    wmax = [np.frombuffer(ffi.buffer(c.wmax, 2 * 1024), np.uint16) for c in a._chips]
+    assert not (wmax[0] == wmax[1]).all()
+    assert (wmax[3] == np.frombuffer(ffi.buffer(b._chips[3].wmax, 2 * 1024), np.uint16)).all()
+    rng = np.random.default_rng(3)
+    tg = rng.integers(p.g_min, p.g_max, 64 * 64)
+    a.program(tg, tolerance=600)
+    b.program(tg, tolerance=600)
+    x = (rng.random((6, 20, 64)) < 0.25).astype(np.uint8)
+    s_all, v_all = a.infer_batch(x)                 # one batch of 6 ...
+    parts = [b.infer_batch(x[:2]), b.infer_batch(x[2:3]), b.infer_batch(x[3:])]   # ... or 2 + 1 + 3
+    assert (s_all == np.concatenate([s for s, _ in parts])).all()
+    assert (v_all == np.concatenate([v for _, v in parts])).all()
+    c = TiledArray(params("rram-nonlinear", seed=8), 64, 64)
+    c.program(tg, tolerance=600)
+    assert not (c.read_conductance() == a.read_conductance()).all()
+
+
+def test_step_counters_and_energy():
+    p = params("spec", differential=False)
+    t = TiledArray(p, 80, 40)                     # 3 x 2 tiles, the last band has 16 rows
+    assert t.grid == (3, 2) and t.neurons == 40
+    t.counters(clear=True)
+    x = np.zeros((1, 1, 80), np.uint8)
+    x[0, 0, [1, 5, 33, 70, 79]] = 1               # 2 rows in band 0, 1 in band 1, 2 in band 2
+    fires, _ = t.infer_batch(x)
+    c = t.counters()
+    assert c.reads == 5 * 32 * 2                  # each active row reads every column of its 2 tiles
+    assert c.pre == 5 * 2
+    assert c.post == 6 * 32                       # every tile senses its columns
+    assert c.updates == 40 and c.steps == 1 and c.fires == fires.sum()
+    assert c.time_ps == p.t_step_ps               # tiles read in parallel
+    e = t.energy(c)
+    assert e["read_aj"] == c.reads * p.e_read_aj
+    assert e["iface_aj"] == c.pre * p.e_pre_aj + c.post * p.e_post_aj
+    assert e["total_aj"] == sum(v for k, v in e.items() if k != "total_aj")
+
+
+def test_update_moves_the_mapped_cells_only():
+    p = params(card_obj=ideal_card())
+    t = TiledArray(p, 40, 34)
+    counts = np.zeros((40, 34), np.int64)
+    counts[35, 33] = 3                            # tile (1, 1)
+    counts[0, 0] = 2                              # tile (0, 0)
+    g0 = t.read_conductance().reshape(40, 34)
+    t.update(counts)
+    g1 = t.read_conductance().reshape(40, 34)
+    moved = g1 != g0
+    assert moved[35, 33] and moved[0, 0] and moved.sum() == 2
+    assert t.tile_of(35, 33) == (3, 3 * 32 + 1)
+    assert t.counters().pot == 5
+
+
+def test_bad_input_is_named():
+    p = params("spec")
+    with pytest.raises(ConfigError, match="even"):
+        TiledArray(p, 64, 33)
+    with pytest.raises(ConfigError, match="tiles"):
+        TiledArray(p, 32 * 65, 2)
+    with pytest.raises(ConfigError, match="one layer"):
+        TiledArray(cards.compile_card(cards.load("spec"), "16x16x3"), 64, 64)
+    t = TiledArray(p, 40, 20)
+    with pytest.raises(ConfigError, match=r"\(batch, steps, 40\)"):
+        t.infer_batch(np.zeros((2, 5, 32), np.uint8))
+    with pytest.raises(ConfigError, match="levels"):
+        t.infer_batch(np.full((1, 5, 40), 9, np.uint8))
+    with pytest.raises(ConfigError, match="800 values"):
+        t.program(np.zeros(799))
+    with pytest.raises(ConfigError, match="-127..127"):
+        t.update(np.full(800, 200))
+    with pytest.raises(DeviceError, match="out of the array"):
+        t.tile_of(40, 0)
