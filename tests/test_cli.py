@@ -162,3 +162,12 @@ def test_short_train_and_infer_on_the_emulator(tmp_path):
     i = js(sb("infer", "--app", "digits", "--backend", "emulator", "--test-limit", "30", "--run", run,
               "--out", tmp_path / "emu-inf", "--json", "-q"))
     assert i["accuracy"] == r["accuracy"]
+
+
+def test_apps_tiled_reports_both_layers():
+    r = js(sb("apps", "tiled", "--app", "digits", "--test-limit", "150", "--compare", "--json"))
+    full, one = r["runs"]
+    assert (full["rows"], full["tiles"], one["tiles"]) == (65, 3, 1)
+    assert full["accuracy"] > 0.85 and full["pj_per_inference"] > one["pj_per_inference"] > 0
+    bad = sb("apps", "tiled", "--app", "spoken-digits", ok=False)
+    assert bad.returncode != 0 and "table apps" in bad.stderr

@@ -9,6 +9,7 @@ import pytest
 from spikeboard import cards
 from spikeboard._hal import ffi, lib
 from spikeboard.backends.model import ModelBackend
+from spikeboard.energy import energy_report
 from spikeboard.errors import ConfigError, DeviceError
 from spikeboard.tiles import TiledArray
 
@@ -157,10 +158,10 @@ def test_step_counters_and_energy():
     assert c.post == 6 * 32                       # every tile senses its columns
     assert c.updates == 40 and c.steps == 1 and c.fires == fires.sum()
     assert c.time_ps == p.t_step_ps               # tiles read in parallel
-    e = t.energy(c)
-    assert e["read_aj"] == c.reads * p.e_read_aj
-    assert e["iface_aj"] == c.pre * p.e_pre_aj + c.post * p.e_post_aj
-    assert e["total_aj"] == sum(v for k, v in e.items() if k != "total_aj")
+    e = energy_report(t.params, c, macs_per_step=80 * 40)
+    assert e.energy_fj["synapse_read"] * 1000 == c.reads * p.e_read_aj
+    assert e.energy_fj["interface"] * 1000 == c.pre * p.e_pre_aj + c.post * p.e_post_aj
+    assert e.ops["mac"] == 80 * 40 and e.ops["synaptic"] == c.reads
 
 
 def test_update_moves_the_mapped_cells_only():
@@ -197,3 +198,27 @@ def test_bad_input_is_named():
         t.update(np.full(800, 200))
     with pytest.raises(DeviceError, match="out of the array"):
         t.tile_of(40, 0)
+
+
+def test_tiled_app_at_full_width_beats_the_pca_tile():
+    """digits: 64 pixels + bias on 3 tiles against 31 PCA components on one."""
+    from spikeboard.apps import get_app
+    from spikeboard.apps.run import run_tiled
+
+    app = get_app("digits")
+    full = run_tiled(app, "spec", seed=0)
+    one = run_tiled(app, "spec", rows=32, seed=0)
+    assert full.grid == (3, 1) and full.rows == 65 and one.grid == (1, 1)
+    assert full.accuracy > 0.9 and full.accuracy >= one.accuracy
+    assert full.baseline is not None and full.accuracy > full.baseline - 0.03
+    c = full.infer_counters
+    assert c.steps == full.test_samples * app.steps
+    assert c.updates == c.steps * 10                  # the bank's 10 class neurons, every step
+
+
+def test_mnist5k_loads_labels_from_the_last_column():
+    from spikeboard.apps import get_app
+
+    ds = get_app("mnist5k").load(0)
+    assert ds.x_train.shape[1] == 784
+    assert set(np.unique(np.concatenate([ds.y_train, ds.y_test]))) == set(range(10))

@@ -343,10 +343,8 @@ int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int wri
 }
 
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e) {
-    sb_energy_of(&d->p, &d->cnt, e);
-}
-
-void sb_energy_of(const sb_params_t *p, const sb_counters_t *c, sb_energy_t *e) {
+    const sb_params_t *p = &d->p;
+    const sb_counters_t *c = &d->cnt;
     e->neuron_aj = c->fires * p->e_fire_aj + c->updates * p->e_update_aj;
     e->read_aj = c->reads * p->e_read_aj;
     e->pot_aj = c->pot * p->e_pot_aj;

@@ -80,18 +80,17 @@ int sb_tiled_step(sb_tiled_t *t, const uint8_t *in, uint32_t *out) {
     }
     const sb_nk_t k = sb_nk(&t->p);
     if (t->p.leak_q16) sb_leak(t->v, nn, t->p.leak_q16);
-    uint32_t fires = 0;
-    for (uint16_t w = 0; w < (nn + 31) / 32; w++) {
-        uint32_t m = 0;
-        uint16_t j0 = (uint16_t)(32u * w), n = (uint16_t)(nn - j0 < 32 ? nn - j0 : 32);
-        for (uint16_t j = 0; j < n; j++) {
-            /* the neuron's input range is the card's, whatever the tile count */
-            int32_t x = t->in[j0 + j];
-            x = x > k.sat ? k.sat : x < -k.sat ? -k.sat : x;
-            m |= sb_lif(&t->v[j0 + j], &t->refrac[j0 + j], x, k) << j;
+    uint32_t fires = 0, m = 0;
+    for (uint16_t j = 0; j < nn; j++) {
+        /* the neuron's input range is the card's, whatever the tile count */
+        int32_t x = t->in[j];
+        x = x > k.sat ? k.sat : x < -k.sat ? -k.sat : x;
+        m |= sb_lif(&t->v[j], &t->refrac[j], x, k) << (j & 31u);
+        if ((j & 31u) == 31u || j + 1u == nn) {   /* a word of 32 neurons, or the last */
+            if (out) out[j >> 5] = m;
+            fires += sb_popcount32(m);
+            m = 0;
         }
-        if (out) out[w] = m;
-        fires += sb_popcount32(m);
     }
     t->cnt.updates += nn;
     t->cnt.fires += fires;

@@ -62,8 +62,10 @@ def dense_macs(params, steps: int) -> int:
 
 
 def energy_report(params, counters: Counters, *, mcu_instructions: int | None = None,
-                  mcu_pj_per_instruction: float = 0.0) -> EnergyReport:
-    """Model energy of a counter window; exact integer attojoules, shown in fJ."""
+                  mcu_pj_per_instruction: float = 0.0, macs_per_step: int | None = None) -> EnergyReport:
+    """Model energy of a counter window; exact integer attojoules, shown in fJ.
+    macs_per_step: dense MACs of one time step where params' geometry is not
+    the layer's (a tiled layer: rows x neurons of the logical layer)."""
     c = counters
     aj = {
         "neuron": c.fires * params.e_fire_aj + c.updates * params.e_update_aj,
@@ -76,7 +78,7 @@ def energy_report(params, counters: Counters, *, mcu_instructions: int | None = 
     energy["host_mcu"] = (mcu_instructions * mcu_pj_per_instruction * 1000.0
                           if mcu_instructions is not None else None)
     total = sum(v for v in energy.values() if v is not None)
-    ops = {"neuron": c.fires + c.updates, "synaptic": c.reads, "mac": dense_macs(params, c.steps)}
+    ops = {"neuron": c.fires + c.updates, "synaptic": c.reads, "mac": c.steps * macs_per_step if macs_per_step is not None else dense_macs(params, c.steps)}
     fj_per_op = {k: (total / n if n else None) for k, n in ops.items()}
     tops = {k: (1000.0 * n / total if total and n else None) for k, n in ops.items()}
     measured = getattr(c, "measured_aj", 0)

@@ -159,18 +159,10 @@ class TiledArray:
         for k, dev in enumerate(self._devs):
             check(lib.sb_dev_age(dev, int(seconds)), f"age tile {k}")
 
-    # -- counters and energy -------------------------------------------------------
+    # -- counters -------------------------------------------------------
     def counters(self, clear: bool = False) -> Counters:
         c = ffi.new("sb_counters_t *")
         lib.sb_tiled_counters(self._t, c)
         if clear:
             lib.sb_tiled_clear_counters(self._t)
         return Counters.from_c(c[0])
-
-    def energy(self, counters: Counters | None = None) -> dict[str, int]:
-        """Energy per block in attojoules for counters (default: all so far)."""
-        c = counters if counters is not None else self.counters()
-        cc = ffi.new("sb_counters_t *", c.as_dict())
-        e = ffi.new("sb_energy_t *")
-        lib.sb_energy_of(self.params, cc, e)
-        return {f: int(getattr(e, f)) for f in ("neuron_aj", "read_aj", "pot_aj", "dep_aj", "iface_aj", "total_aj")}

@@ -97,8 +97,6 @@ uint32_t sb_dev_image_size(const sb_dev_t *d);
 int sb_dev_image(sb_dev_t *d, uint32_t offset, uint8_t *buf, uint16_t n, int write);
 
 void sb_dev_energy(const sb_dev_t *d, sb_energy_t *e);
-/* Energy of any counters under a card's energies per event. */
-void sb_energy_of(const sb_params_t *p, const sb_counters_t *c, sb_energy_t *e);
 void sb_dev_clear_counters(sb_dev_t *d);
 
 #endif

@@ -185,8 +185,8 @@ def check_labels(y, where: str, field: str = "y", samples: int | None = None) ->
 
 
 def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
-            test_limit: int | None = None, neurons: int | None = None) -> Prepared:
-    ds = app.load(seed)
+            test_limit: int | None = None, neurons: int | None = None, dataset: Dataset | None = None) -> Prepared:
+    ds = dataset if dataset is not None else app.load(seed)
     if neurons is not None and ds.classes > neurons:
         raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, "
                           f"the array's last layer has {neurons}", file=ds.name, field="y")

