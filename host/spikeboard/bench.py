@@ -4,7 +4,8 @@
 100 time steps per call, input spike probability 0.2; median ns per sample per
 time step at batch 1, 32 and 1024, and ns per sample of a one-pulse-per-cell
 sign update of the whole array. A plain numpy float32 step of the same
-workload is timed beside it for scale."""
+workload is timed beside it for scale, and tiled layers (larger than one
+array) beside that."""
 from __future__ import annotations
 
 import statistics
@@ -60,9 +61,30 @@ def bench_model(card: str = "spec", seed: int = 0, reps: int = 7, compare_numpy:
         lib.sb_dev_update(b._dev, 0, b.cells, sbuf)
     update_ns = round(_median_ns(update, reps * 3), 1)
     out = {"workload": "32x32 array -> 32 LIF neurons, 100 steps/call, p(spike)=0.2",
-           "card": card, "step_ns": step_ns, "update_ns": update_ns}
+           "card": card, "step_ns": step_ns, "update_ns": update_ns,
+           "tiled": bench_tiled(card, seed, reps)}
     if compare_numpy:
         out["numpy_float32_step_ns"] = {str(bs): round(numpy_step_ns(bs), 2) for bs in (1, 1024)}
+    return out
+
+
+TILED_LAYERS = ((785, 20), (256, 256))   # MNIST pixels + bias -> 10 differential classes; 8 x 8 tiles
+
+
+def bench_tiled(card: str = "spec", seed: int = 0, reps: int = 7, batch: int = 32) -> dict:
+    """ns per sample-step of tiled layers (spikeboard.tiles) at batch 32, same
+    input statistics (p = 0.2, 100 steps), and per tile of the grid."""
+    from .tiles import TiledArray
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for rows, cols in TILED_LAYERS:
+        t = TiledArray.from_card(card, rows, cols, differential=cols <= 32, seed=seed)
+        p = t.params
+        t.program(rng.integers(p.g_min, p.g_max, t.cells), tolerance=2000, max_pulses=64)
+        x = (rng.random((batch, STEPS, rows)) < 0.2).astype(np.uint8)
+        ns = _median_ns(lambda: t.run_masks(x), max(3, reps // 2)) / (batch * STEPS)
+        out[f"{rows}x{cols}"] = {"tiles": t.tiles, "step_ns": round(ns, 1), "ns_per_tile": round(ns / t.tiles, 1)}
     return out
 
 
