@@ -222,3 +222,16 @@ def test_mnist5k_loads_labels_from_the_last_column():
     ds = get_app("mnist5k").load(0)
     assert ds.x_train.shape[1] == 784
     assert set(np.unique(np.concatenate([ds.y_train, ds.y_test]))) == set(range(10))
+
+
+def test_card_geometry_tiled_sets_the_layer_and_is_validated():
+    card = cards.load("spec").with_overrides(geometry={"tiled": "65x20", "differential": True})
+    t = TiledArray.from_card(card, seed=1)
+    assert (t.rows, t.cols, t.grid, t.neurons) == (65, 20, (3, 1), 10)
+    for bad, msg in [("65by20", "ROWSxCOLS"), ("4000x32", "tiles"), ("64x33", "even"), ("32x600", "256 neurons")]:
+        with pytest.raises(ConfigError, match=r"\[geometry\.tiled\].*" + msg):
+            cards.load("spec").with_overrides(geometry={"tiled": bad, "differential": True})
+    with pytest.raises(ConfigError, match="single-layer"):
+        cards.load("spec").with_overrides(geometry={"tiled": "64x64", "preset": "16x16x3"})
+    with pytest.raises(ConfigError, match="no \\[geometry\\].tiled"):
+        TiledArray.from_card("spec")

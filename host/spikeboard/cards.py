@@ -39,6 +39,7 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float, Any]]] = {
     },
     "geometry": {
         "preset": (str, 0, 0, "32x32"),
+        "tiled": (str, 0, 0, ""),   # "ROWSxCOLS": a larger layer on a grid of preset tiles (docs/tiles.md)
         "differential": (bool, 0, 0, True),
         "seed": (int, 0, 2**32 - 1, 1),
     },
@@ -192,6 +193,29 @@ def _fail(src: Path | str, where: str, msg: str) -> ConfigError:
     return ConfigError(msg, file=src, field=f"[{where}]")
 
 
+MAX_TILES, MAX_TILED_NEURONS = 64, 256   # hal/include/sb/tile.h: SB_MAX_TILES, SB_TILED_MAX_NEURONS
+
+
+def tiled_shape(geometry: dict[str, Any], src: Path | str = "card") -> tuple[int, int]:
+    """(rows, cols) of [geometry].tiled, checked against the preset's tiles."""
+    m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", geometry["tiled"])
+    if not m:
+        raise _fail(src, "geometry.tiled", f"{geometry['tiled']!r}: need ROWSxCOLS, e.g. \"785x20\"")
+    rows, cols = int(m.group(1)), int(m.group(2))
+    R, C, layers = GEOMETRIES[geometry["preset"]]
+    if layers != 1:
+        raise _fail(src, "geometry.tiled", f"tiles need a single-layer preset, {geometry['preset']} has {layers} layers")
+    tiles = -(-rows // R) * -(-cols // C)
+    if rows < 1 or cols < 1 or tiles > MAX_TILES:
+        raise _fail(src, "geometry.tiled", f"{rows}x{cols} needs {tiles} tiles of {R}x{C}, allowed 1..{MAX_TILES}")
+    diff = geometry["differential"]
+    if diff and cols % 2:
+        raise _fail(src, "geometry.tiled", f"{cols} columns: differential layers need an even count")
+    if (cols // 2 if diff else cols) > MAX_TILED_NEURONS:
+        raise _fail(src, "geometry.tiled", f"{cols} columns give more than {MAX_TILED_NEURONS} neurons")
+    return rows, cols
+
+
 def validate(raw: dict[str, Any], src: Path | str) -> dict[str, dict[str, Any]]:
     """Check types and ranges; fill defaults. Errors name the file and field."""
     if not isinstance(raw, dict):
@@ -231,6 +255,8 @@ def validate(raw: dict[str, Any], src: Path | str) -> dict[str, dict[str, Any]]:
                 raise _fail(src, where, f"{v!r} not one of {', '.join(_CHOICES[(sec, k)])}")
             vals[k] = v
         out[sec] = vals
+    if out["geometry"]["tiled"]:
+        tiled_shape(out["geometry"], src)
     s = out["synapse"]
     if not (s["g_min_us"] < s["g_max_us"] <= s["g_full_us"]):
         raise _fail(src, "synapse.g_min_us/g_max_us", "need g_min_us < g_max_us <= g_full_us")

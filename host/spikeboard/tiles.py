@@ -58,13 +58,25 @@ class TiledArray:
         self._cell = (r % p.rows) * p.cols + c % p.cols
 
     @classmethod
-    def from_card(cls, card: str, rows: int, cols: int, *, geometry: str = "32x32", differential: bool = True,
-                  seed: int | None = None, **compile_kw) -> "TiledArray":
-        """A card compiled for one tile (a single-layer geometry) and laid over rows x cols."""
-        if cardlib.GEOMETRIES.get(geometry, (0, 0, 0))[2] != 1:
-            raise ConfigError(f"tile geometry {geometry!r}: need a single-layer preset "
-                              f"({', '.join(g for g, v in cardlib.GEOMETRIES.items() if v[2] == 1)})")
-        p = cardlib.compile_card(cardlib.load(card), geometry, seed=seed, differential=differential, **compile_kw)
+    def from_card(cls, card: "str | cardlib.Card", rows: int | None = None, cols: int | None = None, *,
+                  geometry: str | None = None, differential: bool | None = None, seed: int | None = None,
+                  **compile_kw) -> "TiledArray":
+        """A card compiled for one tile (its single-layer preset) and laid over
+        rows x cols; without them, over the card's [geometry].tiled."""
+        c = cardlib.load(card) if isinstance(card, str) else card
+        g = dict(c["geometry"])
+        if geometry is not None:
+            g["preset"] = geometry
+        if differential is not None:
+            g["differential"] = differential
+        if rows is None or cols is None:
+            if not g["tiled"]:
+                raise ConfigError(f"card {c.name}: no [geometry].tiled layer; give rows and cols")
+            rows, cols = cardlib.tiled_shape(g, c.path or c.name)
+        if cardlib.GEOMETRIES.get(g["preset"], (0, 0, 0))[2] != 1:
+            raise ConfigError(f"tile geometry {g['preset']!r}: need a single-layer preset "
+                              f"({', '.join(k for k, v in cardlib.GEOMETRIES.items() if v[2] == 1)})")
+        p = cardlib.compile_card(c, g["preset"], seed=seed, differential=g["differential"], **compile_kw)
         return cls(p, rows, cols)
 
     @property

@@ -200,7 +200,7 @@ def run_tiled(app, card: str, *, rows: int | None = None, seed: int = 0, stuck: 
         raise ConfigError(f"need at least 2 rows (features + bias), got {rows}", field="--rows")
     P = prepare(app, rows, seed, train_limit=train_limit, test_limit=test_limit, dataset=ds)
     neuron = {"threshold": app.threshold} if app.v_min is None else {"threshold": app.threshold, "v_min": app.v_min}
-    t = TiledArray.from_card(card, rows, 2 * P.classes, seed=seed + 1, stuck=stuck, neuron=neuron)
+    t = TiledArray.from_card(card, rows, 2 * P.classes, differential=True, seed=seed + 1, stuck=stuck, neuron=neuron)
     train_exsitu(t, P)
     c0 = t.counters()
     pred = predict(t, P.x_test, P.classes)
