@@ -360,8 +360,7 @@ class Session:
                 if self._intact(info, applied):
                     self.log("recovered: the board kept the session (link fault only)")
                     return
-                reason = (info.RESET_REASONS[info.reset_reason] if info.reset_reason < len(info.RESET_REASONS)
-                          else f"reason {info.reset_reason}")
+                reason = info.reset_reason_name
                 self.resets.append({"applied": applied, "reason": reason, "error": str(err)})
                 self.log(f"board reset by {reason} (reset {len(self.resets)} of this session) after "
                          f"{applied} applied samples: restoring")
@@ -472,22 +471,19 @@ class Session:
 
     def _evaluate(self, data: Prepared, label: str) -> tuple[float, Counters]:
         b = self.backend
-        if b.name == "model":
-            fires, v = b.infer_batch(data.x_test)
-            pred = decide(fires, v, self.neurons, b.params.v_th)
-        else:
-            # as many samples per request as the link carries (INFER_BATCH): the same bits
-            # as one INFER each; the progress display moves one chunk at a time
-            n = len(data.y_test)
-            pred = np.zeros(n, np.int64)
-            prog = Progress(n, f"test ({label})", self.quiet)
-            k = 0
-            while k < n:
-                m = min(n - k, max(1, b.infer_chunk(int(data.x_test.shape[1]))))
-                f, v = b.infer_batch(data.x_test[k:k + m])
-                pred[k:k + m] = decide(f, v, self.neurons, b.params.v_th)
-                prog.update(m)
-                k += m
+        # as many samples per request as the backend takes (INFER_BATCH over a link,
+        # a C loop on the model): the same bits as one INFER each; the progress
+        # display moves one chunk at a time
+        n = len(data.y_test)
+        pred = np.zeros(n, np.int64)
+        prog = Progress(n, f"test ({label})", self.quiet)
+        k = 0
+        while k < n:
+            m = min(n - k, max(1, b.infer_chunk(int(data.x_test.shape[1]))))
+            f, v = b.infer_batch(data.x_test[k:k + m])
+            pred[k:k + m] = decide(f, v, self.neurons, b.params.v_th)
+            prog.update(m)
+            k += m
         np.save(self.dir / "predictions.npy", pred)
         return float((pred == data.y_test).mean()), b.counters()
 
@@ -569,8 +565,7 @@ class Session:
             "counters": total.as_dict(),
             "link": self._link_report(),
             "board_resets": {"count": len(self.resets), "events": self.resets,
-                             "reset_reason_at_start": info.RESET_REASONS[info.reset_reason]
-                             if info.reset_reason < len(info.RESET_REASONS) else info.reset_reason},
+                             "reset_reason_at_start": info.reset_reason_name},
         }
         (self.dir / "energy.json").write_text(json.dumps({"total": e_total.as_dict(), "inference": e_infer.as_dict(),
                                                           "training": e_train.as_dict() if e_train else None}, indent=2))

@@ -31,6 +31,12 @@ class BoardInfo:
 
     RESET_REASONS = ("power-on", "watchdog", "software", "reset pin")
 
+    @property
+    def reset_reason_name(self) -> str:
+        """Why the board last started, by name ("reason N" for a code this host does not know)."""
+        r = self.reset_reason
+        return self.RESET_REASONS[r] if 0 <= r < len(self.RESET_REASONS) else f"reason {r}"
+
 
 COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples",
                   "measured_aj")

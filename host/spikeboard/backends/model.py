@@ -66,6 +66,11 @@ class ModelBackend(Backend):
                                    ffi.from_buffer("int32_t[]", v)), "infer batch")
         return masks_to_spikes(masks, nn), v[:, :nn]
 
+    def infer_chunk(self, steps: int) -> int:
+        """Samples per infer_batch call: the batch loops in C, so only the
+        progress display sets the size."""
+        return 256
+
     def run_masks(self, spikes: np.ndarray) -> np.ndarray:
         """Batched inference returning raw u32 fire masks (B, T): the benchmark's path."""
         x = np.ascontiguousarray(spikes, dtype=np.uint8)
