@@ -180,14 +180,14 @@ static void row_read(sb_chip_t *c, uint8_t l, uint8_t r, uint8_t level) {
     c->rowsum[l] += level;
 }
 
-/* Column currents of layer l into neuron inputs (post interface), with
- * read noise when the card has it: drawn first into noise[] (the hash
- * inlined, so that loop vectorises too). nn, diff and noisy are constants in
- * the specialised calls below. */
+/* Neuron position j's column current: its pair's difference on a
+ * differential layer, its column less the reference otherwise. */
 static inline int32_t column_cur(const uint32_t *acc, uint8_t j, const int diff, int32_t ref) {
     return diff ? (int32_t)acc[2 * j] - (int32_t)acc[2 * j + 1] : (int32_t)acc[j] - ref;
 }
 
+/* Read noise of each neuron position, drawn before the neuron pass (the
+ * hash inlined, so this loop vectorises too). */
 static inline void read_noise(const sb_chip_t *c, uint8_t l, const uint8_t nn, int32_t *noise) {
     const sb_params_t *p = &c->p;
     const int32_t amp = (int32_t)((((int64_t)p->g_max - p->g_min) * p->read_noise_q16 * isqrt32(c->rowsum[l])) >> 16);
@@ -198,7 +198,8 @@ static inline void read_noise(const sb_chip_t *c, uint8_t l, const uint8_t nn, i
 
 /* Post interface then the layer's neurons: integrate, leak, fire, reset, rest.
  * The leak first (a pass of its own, only when the card has one), then one
- * fused branch-free pass per neuron that vectorises. */
+ * fused branch-free pass per neuron that vectorises; nn, diff and noisy are
+ * constants in the specialised calls below. */
 static inline uint32_t neurons_step(sb_chip_t *c, uint8_t l, const uint8_t nn, const int diff, const int noisy) {
     const sb_params_t *p = &c->p;
     const int32_t ref = diff ? 0 : (int32_t)((uint32_t)p->g_ref * c->rowsum[l]);
