@@ -169,5 +169,7 @@ def test_apps_tiled_reports_both_layers():
     full, one = r["runs"]
     assert (full["rows"], full["tiles"], one["tiles"]) == (65, 3, 1)
     assert full["accuracy"] > 0.85 and full["pj_per_inference"] > one["pj_per_inference"] > 0
+    r = js(sb("apps", "tiled", "--app", "digits", "--insitu", "--epochs", "2", "--test-limit", "150", "--json"))
+    assert r["runs"][0]["mode"] == "in situ" and r["runs"][0]["accuracy"] > 0.85
     bad = sb("apps", "tiled", "--app", "spoken-digits", ok=False)
     assert bad.returncode != 0 and "table apps" in bad.stderr

@@ -200,6 +200,51 @@ def test_bad_input_is_named():
         t.tile_of(40, 0)
 
 
+def test_learning_on_one_tile_is_the_chips_rule():
+    """sb_learn_train_tiled on a one-tile layer applies exactly the pulses
+    sb_learn_train does on the plain chip (same error, same accumulators,
+    same closed-loop steps), sample after sample."""
+    from spikeboard.apps import get_app, prepare
+    from spikeboard.apps.run import make_params
+
+    app = get_app("digits")
+    P = prepare(app, 32, 0, train_limit=150)
+    p = make_params("rram-nonlinear", "32x32", seed=1, threshold=app.threshold)
+    m = ModelBackend()
+    m.configure(p)
+    t = TiledArray(p, 32, 32)
+    pulses = 0
+    for i in range(len(P.y_train)):
+        a = m.train(P.x_train[i], int(P.y_train[i]), rule="compensated", target=1, max_pulses=32, sample_id=i)
+        b = t.train(P.x_train[i], int(P.y_train[i]), target=1, max_pulses=32, sample_id=i)
+        assert (a.predicted, a.pulses) == (b.predicted, b.pulses) and (a.counts == b.counts).all()
+        pulses += a.pulses
+    assert pulses > 100
+    assert (m.read_conductance() == t.read_conductance()).all()
+    assert m.counters() == t.counters()
+
+
+def test_every_tile_learns_its_part():
+    """On a 3 x 1 grid each tile's cells move with its own band's inputs: a
+    sample whose spikes sit in one band only moves cells of that tile."""
+    p = params(card_obj=ideal_card(), neuron={"threshold": 2.0})
+    t = TiledArray(p, 80, 32)
+    x = np.zeros((32, 80), np.uint8)
+    x[::2, 40:50] = 1                                # band 1 (rows 32..63) only
+    before = t.read_conductance().reshape(80, 32)
+    for k in range(6):
+        t.train(x, 3, target=1, max_pulses=32, sample_id=k)
+    moved = t.read_conductance().reshape(80, 32) != before
+    assert moved[40:50].any()
+    assert not moved[:32].any() and not moved[64:].any() and not moved[32:40].any() and not moved[50:64].any()
+    w = t.read_conductance().reshape(80, 32).astype(int)
+    assert (w[40:50, 6] - w[40:50, 7]).mean() > 0        # the label neuron's weights rose
+    with pytest.raises(ConfigError, match="compensated"):
+        t.train(x, 3, rule="sign")
+    with pytest.raises(ConfigError, match="label 16"):
+        t.train(x, 16)
+
+
 def test_tiled_app_at_full_width_beats_the_pca_tile():
     """digits: 64 pixels + bias on 3 tiles against 31 PCA components on one."""
     from spikeboard.apps import get_app
@@ -213,7 +258,9 @@ def test_tiled_app_at_full_width_beats_the_pca_tile():
     assert full.baseline is not None and full.accuracy > full.baseline - 0.03
     c = full.infer_counters
     assert c.steps == full.test_samples * app.steps
-    assert c.updates == c.steps * 10                  # the bank's 10 class neurons, every step
+    assert c.updates == c.steps * 16                  # the bank's 16 neurons (10 classes), every step
+    insitu = run_tiled(app, "spec", seed=0, insitu=True, epochs=4)
+    assert insitu.mode == "in situ" and insitu.accuracy > 0.9
 
 
 def test_mnist5k_loads_labels_from_the_last_column():

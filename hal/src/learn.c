@@ -30,6 +30,7 @@
  * exactly. */
 #include <string.h>
 #include "sb/learn.h"
+#include "sb/tile.h"
 #include "sb/errors.h"
 #include "sb/rng.h"
 
@@ -206,25 +207,26 @@ static int update_layer(sb_dev_t *d, uint8_t l, const uint16_t *act, const int32
     return SB_OK;
 }
 
-/* Softmax error of the last layer: e[j] = onehot - p_j, Q16. Returns p(label), Q16. */
-static uint32_t softmax_error(const sb_dev_t *d, uint8_t nn, const uint16_t *cnt, const int32_t *v,
-                              uint8_t label, uint16_t temp, int32_t *e) {
-    int32_t y[SB_MAX_NEURONS];                  /* fires + v / v_th, Q8 */
+/* Softmax error of the output neurons: e[j] = onehot - p_j, Q16, from
+ * y_j = fires + v / v_th. Returns p(label), Q16. Works in e[] alone (y, then
+ * exp, then the error), so it needs no stack for wide tiled layers. */
+static uint32_t softmax_error(int32_t v_th, uint16_t nn, const uint16_t *cnt, const int32_t *v,
+                              uint16_t label, uint16_t temp, int32_t *e) {
     int32_t ymax = INT32_MIN;
-    for (uint8_t j = 0; j < nn; j++) {
-        int64_t fr = ((int64_t)v[j] * 256) / d->p.v_th;
-        y[j] = (int32_t)cnt[j] * 256 + (int32_t)fr;
-        if (y[j] > ymax) ymax = y[j];
+    for (uint16_t j = 0; j < nn; j++) {        /* y, Q8 */
+        int64_t fr = ((int64_t)v[j] * 256) / v_th;
+        e[j] = (int32_t)cnt[j] * 256 + (int32_t)fr;
+        if (e[j] > ymax) ymax = e[j];
     }
-    uint32_t ex[SB_MAX_NEURONS], sum = 0;
+    uint32_t sum = 0;
     const uint32_t t = temp ? temp : 1;
-    for (uint8_t j = 0; j < nn; j++) {
-        ex[j] = exp_neg_q8((uint32_t)(((uint64_t)(uint32_t)(ymax - y[j]) << 8) / t));
-        sum += ex[j];
+    for (uint16_t j = 0; j < nn; j++) {        /* exp(y - ymax), Q16 */
+        e[j] = (int32_t)exp_neg_q8((uint32_t)(((uint64_t)(uint32_t)(ymax - e[j]) << 8) / t));
+        sum += (uint32_t)e[j];
     }
     uint32_t pl = 0;
-    for (uint8_t j = 0; j < nn; j++) {
-        uint32_t pj = (uint32_t)(((uint64_t)ex[j] << 16) / sum);
+    for (uint16_t j = 0; j < nn; j++) {
+        uint32_t pj = (uint32_t)(((uint64_t)(uint32_t)e[j] << 16) / sum);
         if (j == label) pl = pj;
         e[j] = (j == label ? 65536 : 0) - (int32_t)pj;
     }
@@ -302,7 +304,7 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
     if (closed) {
         int32_t v[SB_MAX_NEURONS], e[SB_MAX_NEURONS], eh[SB_MAX_NEURONS];
         if ((rc = d->port->neurons(d->port->ctx, last, v, NULL))) return rc;
-        uint32_t pl = softmax_error(d, nn, cnt[last], v, req->label, (uint16_t)(req->target * 256u), e);
+        uint32_t pl = softmax_error(p->v_th, nn, cnt[last], v, req->label, (uint16_t)(req->target * 256u), e);
         if (pl < LEARN_SKIP_Q16) {
             /* hidden layers first (DFA), from the forward pass's activity */
             for (uint8_t l = first; l < last; l++) {
@@ -385,5 +387,48 @@ int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb
     res->pulses = (uint16_t)(applied > 0xffffu ? 0xffffu : applied);
     memcpy(res->counts, cnt[last], sizeof(uint16_t) * nn);
     for (uint8_t j = nn; j < SB_MAX_NEURONS; j++) res->counts[j] = 0;
+    return SB_OK;
+}
+
+int sb_learn_train_tiled(sb_tiled_t *t, const sb_train_req_t *req, const uint8_t *in, sb_tiled_train_result_t *res) {
+    if (!t->configured) return SB_ECONFIG;
+    const uint16_t nn = t->neurons, rows = t->rows, R = t->p.rows, tn = t->tile_neurons;
+    if (req->label >= nn) return SB_ERANGE;
+    if (req->rule != SB_RULE_COMPENSATED) return SB_EINVAL;   /* one layer: the closed-loop rule */
+    if (req->steps == 0 || req->steps > SB_MAX_STEPS) return SB_EINVAL;
+    if (req->max_pulses == 0) return SB_EINVAL;
+    uint32_t words[SB_TILED_MAX_NEURONS / 32];
+    memset(t->act, 0, sizeof(uint16_t) * rows);
+    memset(t->fires, 0, sizeof(uint16_t) * nn);
+    int rc = sb_tiled_reset_neurons(t);
+    if (rc) return rc;
+    for (uint16_t s = 0; s < req->steps; s++) {
+        const uint8_t *x = in + (size_t)s * rows;
+        if ((rc = sb_tiled_step(t, x, words))) return rc;
+        for (uint16_t r = 0; r < rows; r++) t->act[r] = (uint16_t)(t->act[r] + x[r]);
+        for (uint16_t j = 0; j < nn; j++) t->fires[j] = (uint16_t)(t->fires[j] + ((words[j >> 5] >> (j & 31u)) & 1u));
+    }
+    uint16_t pred = 0xffff, best = 0;
+    for (uint16_t j = 0; j < nn; j++) if (t->fires[j] > best) { best = t->fires[j]; pred = j; }
+    uint32_t applied = 0;
+    uint32_t pl = softmax_error(t->p.v_th, nn, t->fires, t->v, req->label, (uint16_t)(req->target * 256u), t->err);
+    if (pl < LEARN_SKIP_Q16) {
+        /* each tile learns its part of the layer: its band of rows' activity,
+         * its neurons' errors, its own accumulators and blocked map */
+        uint16_t act[SB_MAX_ROWS];
+        for (uint8_t i = 0; i < t->grid_rows; i++) {
+            for (uint16_t r = 0; r < R; r++) act[r] = i * R + r < rows ? t->act[i * R + r] : 0;
+            for (uint8_t j = 0; j < t->grid_cols; j++) {
+                uint16_t j0 = (uint16_t)(j * tn), n = (uint16_t)(nn - j0 < tn ? nn - j0 : tn);
+                rc = update_layer(t->tile[i * t->grid_cols + j], 0, act, t->err + j0, (uint8_t)n,
+                                  LEARN_LR_OUT_Q8, req->max_pulses, &applied);
+                if (rc) return rc;
+            }
+        }
+    }
+    t->cnt.samples++;
+    res->predicted = pred;
+    res->neurons = nn;
+    res->pulses = applied;
     return SB_OK;
 }

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import cards as cardlib
 from ._hal import ffi, lib
-from .backends.base import Counters, ProgramResult
+from .backends.base import RULES, Counters, ProgramResult, TrainResult
 from .errors import ConfigError, check
 
 
@@ -124,6 +124,29 @@ class TiledArray:
         masks, v = self.run_masks(spikes)
         bits = (masks[..., None] >> np.arange(32, dtype=np.uint32)) & 1
         return bits.reshape(*masks.shape[:2], -1)[..., :self.neurons].astype(np.uint8), v
+
+    # -- on-chip learning --------------------------------------------------------
+    def train(self, spikes, label: int, *, rule: str = "compensated", target: int = 1, max_pulses: int = 32,
+              sample_id: int = 0) -> TrainResult:
+        """One training sample (sb_learn_train_tiled): forward pass on the tiles,
+        softmax error of the neuron bank, each tile's share of the update
+        applied closed loop through its own controller. Rule: compensated."""
+        if rule != "compensated":
+            raise ConfigError(f"tiled layers learn with rule 'compensated' (one layer, closed loop), not {rule!r}")
+        x = self._check_batch(np.asarray(spikes)[None])[0]
+        if x.shape[0] > lib.SB_MAX_STEPS:
+            raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
+        if not 0 <= label < self.neurons:
+            raise ConfigError(f"label {label} out of range 0..{self.neurons - 1}")
+        if not 1 <= max_pulses <= 255 or not 0 <= target <= 255:
+            raise ConfigError(f"max_pulses must be 1..255 and target 0..255, got {max_pulses} and {target}")
+        req = ffi.new("sb_train_req_t *", {"steps": x.shape[0], "label": label, "rule": RULES[rule],
+                                           "target": target, "max_pulses": max_pulses, "levels": 1,
+                                           "sample_id": sample_id & 0xFFFFFFFF})
+        res = ffi.new("sb_tiled_train_result_t *")
+        check(lib.sb_learn_train_tiled(self._t, req, ffi.from_buffer("uint8_t[]", x), res), "tiled train")
+        counts = np.frombuffer(ffi.buffer(self._t.fires, 2 * self.neurons), np.uint16).copy()
+        return TrainResult(sample_id, 255 if res.predicted == 0xFFFF else int(res.predicted), int(res.pulses), counts)
 
     # -- synapses ----------------------------------------------------------------
     def _check_logical(self, a, what: str, dtype) -> np.ndarray:

@@ -8,6 +8,7 @@
 #define SB_LEARN_H
 
 #include "sb/dev.h"
+#include "sb/tile.h"
 
 enum {
     SB_RULE_SIGN = 0,        /* sign / Manhattan: one pulse per synapse where input and error agree */
@@ -45,5 +46,18 @@ typedef struct {
 /* One sample: forward pass on the chip, error on the MCU, pulses applied.
  * in: steps x rows levels. Trains the last layer (SB_RULE_DFA: every layer). */
 int sb_learn_train(sb_dev_t *d, const sb_train_req_t *req, const uint8_t *in, sb_train_result_t *res);
+
+typedef struct {
+    uint16_t predicted;      /* most fires (first on a tie); 0xffff: no neuron fired */
+    uint16_t neurons;
+    uint32_t pulses;
+} sb_tiled_train_result_t;
+
+/* One sample on a tiled layer (SB_RULE_COMPENSATED only): forward pass on the
+ * tiles, the softmax error of the neuron bank on the MCU, and each tile's
+ * share of the update through that tile's controller (its accumulators,
+ * read-verify and blocked map). in: steps x rows levels. The sample's fire
+ * counts per neuron are left in t->fires. */
+int sb_learn_train_tiled(sb_tiled_t *t, const sb_train_req_t *req, const uint8_t *in, sb_tiled_train_result_t *res);
 
 #endif

@@ -30,6 +30,11 @@ typedef struct sb_tiled {
     int32_t v[SB_TILED_MAX_NEURONS];      /* membranes, Q16.16 */
     int32_t refrac[SB_TILED_MAX_NEURONS]; /* steps left to rest */
     int32_t in[SB_TILED_MAX_NEURONS];     /* summed partial inputs of the step */
+    /* learning (sb_learn_train_tiled): the last sample's input activity per
+     * row, fires per neuron and error; here rather than on a stack */
+    uint16_t act[SB_TILED_MAX_ROWS];
+    uint16_t fires[SB_TILED_MAX_NEURONS];
+    int32_t err[SB_TILED_MAX_NEURONS];
 } sb_tiled_t;
 
 /* Seed of tile k: the card's own seed for tile 0 (a one-tile layer is the

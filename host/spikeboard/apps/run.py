@@ -170,6 +170,7 @@ def train_exsitu(backend, P: Prepared, neurons: np.ndarray | None = None) -> flo
 @dataclass(frozen=True)
 class TiledResult:
     accuracy: float
+    mode: str                   # "ex situ" | "in situ"
     baseline: float | None
     rows: int
     cols: int
@@ -181,13 +182,15 @@ class TiledResult:
     params: object              # one tile's sb_params_t
 
 
-def run_tiled(app, card: str, *, rows: int | None = None, seed: int = 0, stuck: float = 0.0,
-              train_limit: int | None = None, test_limit: int | None = None) -> TiledResult:
-    """A table app mapped ex situ (train_exsitu) onto a tiled layer
-    (spikeboard.tiles): rows=None gives every feature a row of its own plus
-    the bias row, so no PCA is needed however many features the data has;
-    the classes sit on differential pairs. The test set then runs once more
-    with the counters read around it, for energy per inference."""
+def run_tiled(app, card: str, *, rows: int | None = None, seed: int = 0, stuck: float = 0.0, insitu: bool = False,
+              epochs: int | None = None, train_limit: int | None = None, test_limit: int | None = None) -> TiledResult:
+    """A table app on a tiled layer (spikeboard.tiles): rows=None gives every
+    feature a row of its own plus the bias row, so no PCA is needed however
+    many features the data has; the classes sit on differential pairs.
+    Ex situ: train_exsitu (float training, write-verify). In situ: on-chip
+    learning with the compensated rule, every tile learning its part
+    (train_insitu, the app's target and pulse budget). The test set then runs
+    once more with the counters read around it, for energy per inference."""
     from ..errors import ConfigError
     from ..tiles import TiledArray
     from .base import prepare
@@ -200,10 +203,19 @@ def run_tiled(app, card: str, *, rows: int | None = None, seed: int = 0, stuck: 
         raise ConfigError(f"need at least 2 rows (features + bias), got {rows}", field="--rows")
     P = prepare(app, rows, seed, train_limit=train_limit, test_limit=test_limit, dataset=ds)
     neuron = {"threshold": app.threshold} if app.v_min is None else {"threshold": app.threshold, "v_min": app.v_min}
-    t = TiledArray.from_card(card, rows, 2 * P.classes, differential=True, seed=seed + 1, stuck=stuck, neuron=neuron)
-    train_exsitu(t, P)
+    # whole tiles of columns, as the one-chip apps use all 16 neurons of a
+    # 32x32 layer: the spare neurons stay in the on-chip rule's softmax, which
+    # its learning rate was tuned with (exactly 10 neurons train far worse)
+    tile_cols = cardlib.GEOMETRIES[cardlib.load(card)["geometry"]["preset"]][1]
+    cols = -(-2 * P.classes // tile_cols) * tile_cols
+    t = TiledArray.from_card(card, rows, cols, differential=True, seed=seed + 1, stuck=stuck, neuron=neuron)
+    if insitu:
+        train_insitu(t, P, epochs=epochs or app.epochs, rule="compensated", target=app.target,
+                     max_pulses=app.max_pulses, seed=seed)
+    else:
+        train_exsitu(t, P)
     c0 = t.counters()
     pred = predict(t, P.x_test, P.classes)
     c1 = t.counters()
-    return TiledResult(float((pred == P.y_test).mean()), P.baseline_accuracy, rows,
-                       2 * P.classes, t.grid, P.feature_info, c1 - c0, len(P.y_test), rows * P.classes, t.params)
+    return TiledResult(float((pred == P.y_test).mean()), "in situ" if insitu else "ex situ", P.baseline_accuracy,
+                       rows, cols, t.grid, P.feature_info, c1 - c0, len(P.y_test), rows * t.neurons, t.params)

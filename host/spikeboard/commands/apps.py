@@ -45,6 +45,9 @@ def register(sub, common):
     t.add_argument("--stuck", type=float, default=0.0, help="extra stuck-cell fraction")
     t.add_argument("--test-limit", type=int, default=None)
     t.add_argument("--compare", action="store_true", help="also run the app on one 32-row tile")
+    t.add_argument("--insitu", action="store_true",
+                   help="train on the chip (compensated rule, every tile learning its part) instead of ex situ")
+    t.add_argument("--epochs", type=int, default=None, help="in-situ epochs (default: the app's)")
     return p
 
 
@@ -70,16 +73,18 @@ def tiled(args):
     from ..energy import energy_report
 
     app = get_app(args.app)
-    runs = [run_tiled(app, args.card, rows=args.rows, seed=args.seed, stuck=args.stuck, test_limit=args.test_limit)]
+    kw = dict(seed=args.seed, stuck=args.stuck, test_limit=args.test_limit, insitu=args.insitu, epochs=args.epochs)
+    runs = [run_tiled(app, args.card, rows=args.rows, **kw)]
     if args.compare:
-        runs.append(run_tiled(app, args.card, rows=32, seed=args.seed, stuck=args.stuck, test_limit=args.test_limit))
-    out, lines = [], [f"{app.name} on card {args.card}, ex situ (write-verify), seed {args.seed}",
+        runs.append(run_tiled(app, args.card, rows=32, **kw))
+    how = "in situ (compensated rule on the chip)" if args.insitu else "ex situ (write-verify)"
+    out, lines = [], [f"{app.name} on card {args.card}, {how}, seed {args.seed}",
                       f"{'layer':>10s} {'tiles':>6s} {'accuracy %':>10s} {'baseline %':>10s} "
                       f"{'pJ/inference':>12s} {'TOPS/W mac':>10s}  features"]
     for r in runs:
         e = energy_report(r.params, r.infer_counters, macs_per_step=r.macs_per_step)
         pj = e.total_fj / r.test_samples / 1000
-        d = {"rows": r.rows, "cols": r.cols, "grid": list(r.grid), "tiles": r.grid[0] * r.grid[1],
+        d = {"mode": r.mode, "rows": r.rows, "cols": r.cols, "grid": list(r.grid), "tiles": r.grid[0] * r.grid[1],
              "accuracy": r.accuracy, "baseline": r.baseline, "test_samples": r.test_samples,
              "pj_per_inference": pj, "tops_per_w": e.tops_per_w, "features": r.features}
         out.append(d)
