@@ -115,22 +115,16 @@ int sb_tiled_run_batch(sb_tiled_t *t, uint32_t batch, uint16_t steps, const uint
     return SB_OK;
 }
 
+/* sb_counters_t is all u64 (a wire struct, no padding): summed field by field. */
+_Static_assert(sizeof(sb_counters_t) % sizeof(uint64_t) == 0, "sb_counters_t is u64 fields");
+
 void sb_tiled_counters(const sb_tiled_t *t, sb_counters_t *out) {
     *out = t->cnt;
     if (!t->configured) return;
+    uint64_t *sum = (uint64_t *)out;
     for (uint16_t k = 0; k < (uint16_t)(t->grid_rows * t->grid_cols); k++) {
-        const sb_counters_t *c = &t->tile[k]->cnt;
-        out->fires += c->fires;
-        out->updates += c->updates;
-        out->reads += c->reads;
-        out->pot += c->pot;
-        out->dep += c->dep;
-        out->pre += c->pre;
-        out->post += c->post;
-        out->time_ps += c->time_ps;
-        out->steps += c->steps;
-        out->samples += c->samples;
-        out->measured_aj += c->measured_aj;
+        const uint64_t *c = (const uint64_t *)&t->tile[k]->cnt;
+        for (size_t f = 0; f < sizeof(sb_counters_t) / sizeof(uint64_t); f++) sum[f] += c[f];
     }
 }
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import cards as cardlib
 from ._hal import ffi, lib
-from .backends.base import RULES, Counters, ProgramResult, TrainResult
+from .backends.base import RULES, Counters, ProgramResult, TrainResult, masks_to_spikes
 from .errors import ConfigError, check
 
 
@@ -122,8 +122,7 @@ class TiledArray:
     def infer_batch(self, spikes) -> tuple[np.ndarray, np.ndarray]:
         """(B, T, rows) -> fires (B, T, neurons) uint8, final membranes (B, neurons)."""
         masks, v = self.run_masks(spikes)
-        bits = (masks[..., None] >> np.arange(32, dtype=np.uint32)) & 1
-        return bits.reshape(*masks.shape[:2], -1)[..., :self.neurons].astype(np.uint8), v
+        return masks_to_spikes(masks, 32).reshape(*masks.shape[:2], -1)[..., :self.neurons], v
 
     # -- on-chip learning --------------------------------------------------------
     def train(self, spikes, label: int, *, rule: str = "compensated", target: int = 1, max_pulses: int = 32,

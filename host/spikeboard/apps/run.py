@@ -206,9 +206,10 @@ def run_tiled(app, card: str, *, rows: int | None = None, seed: int = 0, stuck: 
     # whole tiles of columns, as the one-chip apps use all 16 neurons of a
     # 32x32 layer: the spare neurons stay in the on-chip rule's softmax, which
     # its learning rate was tuned with (exactly 10 neurons train far worse)
-    tile_cols = cardlib.GEOMETRIES[cardlib.load(card)["geometry"]["preset"]][1]
+    c = cardlib.load(card)
+    tile_cols = cardlib.GEOMETRIES[c["geometry"]["preset"]][1]
     cols = -(-2 * P.classes // tile_cols) * tile_cols
-    t = TiledArray.from_card(card, rows, cols, differential=True, seed=seed + 1, stuck=stuck, neuron=neuron)
+    t = TiledArray.from_card(c, rows, cols, differential=True, seed=seed + 1, stuck=stuck, neuron=neuron)
     if insitu:
         train_insitu(t, P, epochs=epochs or app.epochs, rule="compensated", target=app.target,
                      max_pulses=app.max_pulses, seed=seed)
