@@ -261,7 +261,7 @@ def _item(x: np.ndarray, label: int, sid: int, **kw) -> bytes:
 
 
 def _batch(items: list[bytes]) -> bytes:
-    return pack("sb_msg_train_batch_t", n=len(items)) + b"".join(items)
+    return pack("sb_msg_batch_t", n=len(items)) + b"".join(items)
 
 
 def test_train_batch_equals_single_trains_and_the_model(rng):
@@ -294,10 +294,10 @@ def test_train_batch_chunk_fits_both_directions():
     r.link.clean_run = 100                       # a clean line: the whole payload
     k = r.train_chunk(32)
     assert k > 1
-    req = ffi.sizeof("sb_msg_train_batch_t") + k * (ffi.sizeof("sb_msg_train_t") + 32 * 4)
-    resp = ffi.sizeof("sb_msg_train_batch_resp_t") + k * (ffi.sizeof("sb_msg_train_item_t") + 2 * nn)
+    req = ffi.sizeof("sb_msg_batch_t") + k * (ffi.sizeof("sb_msg_train_t") + 32 * 4)
+    resp = ffi.sizeof("sb_msg_batch_resp_t") + k * (ffi.sizeof("sb_msg_train_item_t") + 2 * nn)
     assert req <= lib.SB_MAX_PAYLOAD and resp <= lib.SB_MAX_PAYLOAD
-    assert ffi.sizeof("sb_msg_train_batch_t") + (k + 1) * (ffi.sizeof("sb_msg_train_t") + 32 * 4) > lib.SB_MAX_PAYLOAD \
+    assert ffi.sizeof("sb_msg_batch_t") + (k + 1) * (ffi.sizeof("sb_msg_train_t") + 32 * 4) > lib.SB_MAX_PAYLOAD \
         or k * 32 + 32 > lib.SB_MAX_STEPS
 
 
@@ -312,12 +312,12 @@ def test_train_batch_refused_before_any_sample_runs(rng, case):
     nn = lib.sb_params_neurons(p, p.layers - 1)
     one = (rng.random((1, p.rows)) < 0.5).astype(np.uint8)
     per = ffi.sizeof("sb_msg_train_item_t") + 2 * nn
-    fit = (lib.SB_MAX_PAYLOAD - ffi.sizeof("sb_msg_train_batch_resp_t")) // per
+    fit = (lib.SB_MAX_PAYLOAD - ffi.sizeof("sb_msg_batch_resp_t")) // per
     if case == "answer":
         body, code, detail = _batch([_item(one, 1, k) for k in range(fit + 1)]), lib.SB_ELEN, 4 + (fit + 1) * per
         assert len(body) <= lib.SB_MAX_PAYLOAD and fit + 1 <= lib.SB_MAX_BATCH
     elif case == "zero":
-        body, code, detail = pack("sb_msg_train_batch_t", n=0), lib.SB_EINVAL, 0
+        body, code, detail = pack("sb_msg_batch_t", n=0), lib.SB_EINVAL, 0
     elif case == "label":
         body, code, detail = _batch([_item(one, 1, 0), _item(one, 1, 1), _item(one, nn, 2)]), lib.SB_ERANGE, 2
     elif case == "steps":
@@ -347,7 +347,7 @@ def test_duplicate_train_batch_is_answered_from_cache_not_rerun(rng):
     first = raw(t, req)
     again = raw(t, req)
     assert first == again and first[0] == lib.SB_CMD_TRAIN_BATCH
-    h = unpack("sb_msg_train_batch_resp_t", first[3])
+    h = unpack("sb_msg_batch_resp_t", first[3])
     assert h.n == 5
     ids = [unpack("sb_msg_train_item_t", first[3], 4 + k * (8 + 2 * h.neurons)).sample_id for k in range(5)]
     assert ids == [40, 41, 42, 43, 44]
@@ -418,7 +418,7 @@ def _iitem(x: np.ndarray, flags: int = lib.SB_INFER_RESET) -> bytes:
 
 
 def _ibatch(items: list[bytes]) -> bytes:
-    return pack("sb_msg_infer_batch_t", n=len(items)) + b"".join(items)
+    return pack("sb_msg_batch_t", n=len(items)) + b"".join(items)
 
 
 def _firing(b, seed=5):
@@ -460,10 +460,10 @@ def test_infer_batch_chunk_fits_both_directions():
     r.link.clean_run = 100                       # a clean line: the whole payload
     k = r.infer_chunk(20)
     assert k > 1
-    req = ffi.sizeof("sb_msg_infer_batch_t") + k * (ffi.sizeof("sb_msg_infer_t") + 20 * 4)
-    resp = ffi.sizeof("sb_msg_infer_batch_resp_t") + k * (ffi.sizeof("sb_msg_infer_resp_t") + 20 * 4 + 4 * nn)
+    req = ffi.sizeof("sb_msg_batch_t") + k * (ffi.sizeof("sb_msg_infer_t") + 20 * 4)
+    resp = ffi.sizeof("sb_msg_batch_resp_t") + k * (ffi.sizeof("sb_msg_infer_resp_t") + 20 * 4 + 4 * nn)
     assert req <= lib.SB_MAX_PAYLOAD and resp <= lib.SB_MAX_PAYLOAD
-    assert ffi.sizeof("sb_msg_infer_batch_resp_t") + (k + 1) * (8 + 20 * 4 + 4 * nn) > lib.SB_MAX_PAYLOAD
+    assert ffi.sizeof("sb_msg_batch_resp_t") + (k + 1) * (8 + 20 * 4 + 4 * nn) > lib.SB_MAX_PAYLOAD
     assert r.infer_chunk(300) == 1               # longer than one request: INFER, split over requests
 
 
@@ -488,12 +488,12 @@ def test_infer_batch_refused_before_any_sample_runs(rng, case):
     nn = lib.sb_params_neurons(p, p.layers - 1)
     one = (rng.random((1, p.rows)) < 0.5).astype(np.uint8)
     per = ffi.sizeof("sb_msg_infer_resp_t") + 4 + 4 * nn
-    fit = (lib.SB_MAX_PAYLOAD - ffi.sizeof("sb_msg_infer_batch_resp_t")) // per
+    fit = (lib.SB_MAX_PAYLOAD - ffi.sizeof("sb_msg_batch_resp_t")) // per
     if case == "answer":
         body, code, detail = _ibatch([_iitem(one)] * (fit + 1)), lib.SB_ELEN, 4 + (fit + 1) * per
         assert len(body) <= lib.SB_MAX_PAYLOAD and fit + 1 <= lib.SB_MAX_BATCH
     elif case == "zero":
-        body, code, detail = pack("sb_msg_infer_batch_t", n=0), lib.SB_EINVAL, 0
+        body, code, detail = pack("sb_msg_batch_t", n=0), lib.SB_EINVAL, 0
     elif case == "over":
         body, code, detail = _ibatch([_iitem(one)] * (lib.SB_MAX_BATCH + 1)), lib.SB_EINVAL, lib.SB_MAX_BATCH + 1
     elif case in ("trace", "events", "counts"):
@@ -526,7 +526,7 @@ def test_duplicate_infer_batch_is_answered_from_cache_not_rerun(rng):
     first = raw(t, req)
     again = raw(t, req)
     assert first == again and first[0] == lib.SB_CMD_INFER_BATCH
-    h = unpack("sb_msg_infer_batch_resp_t", first[3])
+    h = unpack("sb_msg_batch_resp_t", first[3])
     assert h.n == 4
     per = 8 + 4 * 20 + 4 * h.neurons
     items = [unpack("sb_msg_infer_resp_t", first[3], 4 + k * per) for k in range(4)]

@@ -302,13 +302,13 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
     }
     case SB_CMD_TRAIN_BATCH: {
         /* several TRAIN bodies back to back: all checked first, then trained in order */
-        sb_msg_train_batch_t b;
+        sb_msg_batch_t b;
         if (n < sizeof b) return SB_ELEN;
         memcpy(&b, req, sizeof b);
         if (b.n == 0 || b.n > SB_MAX_BATCH) { *detail = b.n; return SB_EINVAL; }
         const uint8_t nn = d->neurons[d->p.layers - 1];
         const size_t item_out = sizeof(sb_msg_train_item_t) + 2u * nn;
-        const size_t need = sizeof(sb_msg_train_batch_resp_t) + (size_t)b.n * item_out;
+        const size_t need = sizeof(sb_msg_batch_resp_t) + (size_t)b.n * item_out;
         if (need > SB_MAX_PAYLOAD) { *detail = (uint32_t)need; return SB_ELEN; }
         uint16_t off[SB_MAX_BATCH];
         uint32_t steps = 0, work = 0;
@@ -332,7 +332,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
             at += sizeof m + len;
         }
         if (at != n) { *detail = (uint32_t)n; return SB_ELEN; }
-        sb_msg_train_batch_resp_t r = {b.n, nn, 0};
+        sb_msg_batch_resp_t r = {b.n, nn, 0};
         memcpy(out, &r, sizeof r);
         uint8_t *o = out + sizeof r;
         for (uint8_t k = 0; k < b.n; k++) {
@@ -355,7 +355,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
     case SB_CMD_INFER_BATCH: {
         /* several INFER bodies back to back: all checked first, then run in order,
          * the neurons reset before each; per item exactly the INFER answer */
-        sb_msg_infer_batch_t b;
+        sb_msg_batch_t b;
         if (n < sizeof b) return SB_ELEN;
         memcpy(&b, req, sizeof b);
         if (b.n == 0 || b.n > SB_MAX_BATCH) { *detail = b.n; return SB_EINVAL; }
@@ -363,7 +363,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         const uint8_t rows = d->p.rows;
         uint16_t off[SB_MAX_BATCH];
         uint32_t steps = 0;
-        size_t need = sizeof(sb_msg_infer_batch_resp_t);
+        size_t need = sizeof(sb_msg_batch_resp_t);
         size_t at = sizeof b;
         for (uint8_t k = 0; k < b.n; k++) {
             sb_msg_infer_t m;
@@ -384,7 +384,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         }
         if (at != n) { *detail = (uint32_t)n; return SB_ELEN; }
         if (need > SB_MAX_PAYLOAD) { *detail = (uint32_t)need; return SB_ELEN; }
-        sb_msg_infer_batch_resp_t r = {b.n, nn, 0};
+        sb_msg_batch_resp_t r = {b.n, nn, 0};
         memcpy(out, &r, sizeof r);
         uint8_t *o = out + sizeof r;
         for (uint8_t k = 0; k < b.n; k++) {

@@ -64,8 +64,8 @@ def batch_fit(item_lens: list[int], neurons: int, cells: int, max_pulses: int, s
     at most SB_MAX_BATCH items, SB_MAX_STEPS steps and SB_MAX_PULSE_WORK
     cell-pulses in all (the board refuses more). At least 1."""
     budget = lib.SB_MAX_PAYLOAD if budget is None else min(budget, lib.SB_MAX_PAYLOAD)
-    req = ffi.sizeof("sb_msg_train_batch_t")
-    resp = ffi.sizeof("sb_msg_train_batch_resp_t")
+    req = ffi.sizeof("sb_msg_batch_t")
+    resp = ffi.sizeof("sb_msg_batch_resp_t")
     out_item = train_result_len(neurons)
     k = t = w = 0
     for n, st in zip(item_lens, steps):
@@ -95,8 +95,8 @@ def infer_batch_fit(steps: list[int], rows: int, levels: bool, neurons: int, bud
     bytes, at most SB_MAX_BATCH items and SB_MAX_STEPS steps in all (the board
     refuses more). At least 1 (a lone sample goes as INFER)."""
     budget = lib.SB_MAX_PAYLOAD if budget is None else min(budget, lib.SB_MAX_PAYLOAD)
-    req = ffi.sizeof("sb_msg_infer_batch_t")
-    resp = ffi.sizeof("sb_msg_infer_batch_resp_t")
+    req = ffi.sizeof("sb_msg_batch_t")
+    resp = ffi.sizeof("sb_msg_batch_resp_t")
     k = t = 0
     for st in steps:
         a, b = infer_item_len(st, rows, levels), infer_result_len(st, neurons)

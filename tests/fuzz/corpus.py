@@ -94,28 +94,28 @@ def _requests(mode: int) -> list[tuple[int, bytes]]:
         (lib.SB_CMD_TRAIN, pack("sb_msg_train_t", steps=6, label=1, rule=lib.SB_RULE_DFA, target=2,
                                 max_pulses=3, flags=lv, sample_id=11) + spikes(6)),
         # TRAIN_BATCH: items are TRAIN bodies; refused whole when empty, cut short, or its answer too long
-        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_train_batch_t", n=3) + b"".join(
+        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_batch_t", n=3) + b"".join(
             pack("sb_msg_train_t", steps=st, label=k, rule=rule, target=2, max_pulses=2, flags=lv, sample_id=20 + k)
             + spikes(st) for k, (st, rule) in enumerate(((steps, lib.SB_RULE_SIGN), (6, lib.SB_RULE_STDP),
                                                          (5, lib.SB_RULE_DFA))))),
-        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_train_batch_t", n=0)),
-        (lib.SB_CMD_TRAIN_BATCH, (pack("sb_msg_train_batch_t", n=2) + (
+        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_batch_t", n=0)),
+        (lib.SB_CMD_TRAIN_BATCH, (pack("sb_msg_batch_t", n=2) + (
             pack("sb_msg_train_t", steps=4, label=1, rule=lib.SB_RULE_SIGN, target=2, max_pulses=1, flags=lv,
                  sample_id=30) + spikes(4)) * 2)[:-1]),
-        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_train_batch_t", n=many) + (
+        (lib.SB_CMD_TRAIN_BATCH, pack("sb_msg_batch_t", n=many) + (
             pack("sb_msg_train_t", steps=1, label=0, rule=lib.SB_RULE_SIGN, target=1, max_pulses=1, flags=lv,
                  sample_id=40) + spikes(1)) * many),
         # INFER_BATCH: items are INFER bodies (reset, levels only); refused whole when empty, cut short,
         # with a trace/events/counts flag, or its answer too long
-        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_infer_batch_t", n=3) + b"".join(
+        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_batch_t", n=3) + b"".join(
             pack("sb_msg_infer_t", steps=st, flags=f | lv) + spikes(st)
             for st, f in ((steps, lib.SB_INFER_RESET), (6, 0), (5, lib.SB_INFER_RESET)))),
-        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_infer_batch_t", n=0)),
-        (lib.SB_CMD_INFER_BATCH, (pack("sb_msg_infer_batch_t", n=2) + (
+        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_batch_t", n=0)),
+        (lib.SB_CMD_INFER_BATCH, (pack("sb_msg_batch_t", n=2) + (
             pack("sb_msg_infer_t", steps=4, flags=lv) + spikes(4)) * 2)[:-1]),
-        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_infer_batch_t", n=2) + pack("sb_msg_infer_t", steps=3, flags=lv)
+        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_batch_t", n=2) + pack("sb_msg_infer_t", steps=3, flags=lv)
          + spikes(3) + pack("sb_msg_infer_t", steps=3, flags=lib.SB_INFER_TRACE | lv) + spikes(3)),
-        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_infer_batch_t", n=many) + (
+        (lib.SB_CMD_INFER_BATCH, pack("sb_msg_batch_t", n=many) + (
             pack("sb_msg_infer_t", steps=1, flags=lv) + spikes(1)) * many),
         (lib.SB_CMD_AGE, (3600).to_bytes(4, "little")),
         (lib.SB_CMD_STATE, bytes([layers - 1])),

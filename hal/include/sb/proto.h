@@ -143,10 +143,10 @@ typedef struct {
 } sb_msg_train_resp_t;
 _Static_assert(sizeof(sb_msg_train_resp_t) == 8 + 2 * SB_MAX_NEURONS, "wire struct");
 
-/* TRAIN_BATCH request: sb_msg_train_batch_t, then n items, each exactly a
+/* TRAIN_BATCH request: sb_msg_batch_t, then n items, each exactly a
  * TRAIN request body (sb_msg_train_t, then its input spikes). The board checks
  * every item first, then trains them in order with sb_learn_train, as n TRAIN
- * requests would, and answers once: sb_msg_train_batch_resp_t, then n x
+ * requests would, and answers once: sb_msg_batch_resp_t, then n x
  * (sb_msg_train_item_t, then u16 counts[neurons]). One request, one sequence
  * number: a retried batch is answered from the duplicate cache, so no sample
  * runs twice. Refused before any sample runs: n = 0 or n > SB_MAX_BATCH
@@ -156,18 +156,20 @@ _Static_assert(sizeof(sb_msg_train_resp_t) == 8 + 2 * SB_MAX_NEURONS, "wire stru
  * cell-pulses in all (SB_EINVAL, detail the index of the item over the
  * budget: a batch does at most the work of one TRAIN, inside the watchdog). */
 #define SB_MAX_BATCH 64
+/* Header of a TRAIN_BATCH or INFER_BATCH request. */
 typedef struct {
     uint8_t n;                /* samples in the batch */
     uint8_t reserved[3];
-} sb_msg_train_batch_t;
-_Static_assert(sizeof(sb_msg_train_batch_t) == 4, "wire struct");
+} sb_msg_batch_t;
+_Static_assert(sizeof(sb_msg_batch_t) == 4, "wire struct");
 
+/* Header of a TRAIN_BATCH or INFER_BATCH answer. */
 typedef struct {
     uint8_t n;
-    uint8_t neurons;          /* counts per item */
+    uint8_t neurons;          /* counts (TRAIN_BATCH) or membranes (INFER_BATCH) per item */
     uint16_t reserved;
-} sb_msg_train_batch_resp_t;
-_Static_assert(sizeof(sb_msg_train_batch_resp_t) == 4, "wire struct");
+} sb_msg_batch_resp_t;
+_Static_assert(sizeof(sb_msg_batch_resp_t) == 4, "wire struct");
 
 typedef struct {
     uint32_t sample_id;
@@ -177,12 +179,12 @@ typedef struct {
 } sb_msg_train_item_t;           /* then u16 counts[neurons] */
 _Static_assert(sizeof(sb_msg_train_item_t) == 8, "wire struct");
 
-/* INFER_BATCH request: sb_msg_infer_batch_t, then n items, each exactly an
+/* INFER_BATCH request: sb_msg_batch_t, then n items, each exactly an
  * INFER request body (sb_msg_infer_t, then its input spikes). Only
  * SB_INFER_LEVELS and SB_INFER_RESET may be set in an item's flags (no events,
  * counts or trace); the neurons are reset before every item either way. The
  * board checks every item first, then runs them in order, as n INFER requests
- * with SB_INFER_RESET would, and answers once: sb_msg_infer_batch_resp_t, then
+ * with SB_INFER_RESET would, and answers once: sb_msg_batch_resp_t, then
  * per item exactly an INFER answer (sb_msg_infer_resp_t, u32 masks[steps],
  * i32 v[neurons] after the last step). One request, one sequence number: a
  * retried batch is answered from the duplicate cache. Refused before any
@@ -193,18 +195,6 @@ _Static_assert(sizeof(sb_msg_train_item_t) == 8, "wire struct");
  * watchdog); an answer longer than SB_MAX_PAYLOAD (SB_ELEN, detail the bytes
  * it would need). */
 #define SB_INFER_BATCH_FLAGS (SB_INFER_RESET | SB_INFER_LEVELS)
-typedef struct {
-    uint8_t n;                /* samples in the batch */
-    uint8_t reserved[3];
-} sb_msg_infer_batch_t;
-_Static_assert(sizeof(sb_msg_infer_batch_t) == 4, "wire struct");
-
-typedef struct {
-    uint8_t n;
-    uint8_t neurons;          /* membranes per item */
-    uint16_t reserved;
-} sb_msg_infer_batch_resp_t;  /* then n INFER answers */
-_Static_assert(sizeof(sb_msg_infer_batch_resp_t) == 4, "wire struct");
 
 /* PULSE request: apply `count` pulses of `polarity` (+1 P, -1 D, 0 hold) to
  * each of n cells starting at `first`. Response: u16 g[n] afterwards. */

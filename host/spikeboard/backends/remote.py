@@ -221,14 +221,14 @@ class RemoteBackend(Backend):
                 a += 1
                 continue
             item = pack("sb_msg_infer_t", steps=T, flags=flags, window=0)
-            payload = pack("sb_msg_infer_batch_t", n=k) + b"".join(item + self._pack_spikes(s) for s in x[a:a + k])
+            payload = pack("sb_msg_batch_t", n=k) + b"".join(item + self._pack_spikes(s) for s in x[a:a + k])
             body = self._bulk_req(lib.SB_CMD_INFER_BATCH, payload)
-            h = unpack("sb_msg_infer_batch_resp_t", body)
-            size = ffi.sizeof("sb_msg_infer_batch_resp_t") + k * infer_result_len(T, nn)
+            h = unpack("sb_msg_batch_resp_t", body)
+            size = ffi.sizeof("sb_msg_batch_resp_t") + k * infer_result_len(T, nn)
             if h.n != k or h.neurons != nn or len(body) != size:
                 raise LinkError(f"{self.url}: infer batch answer for {h.n} samples x {h.neurons} neurons "
                                 f"({len(body)} bytes), sent {k} x {nn}")
-            off = ffi.sizeof("sb_msg_infer_batch_resp_t")
+            off = ffi.sizeof("sb_msg_batch_resp_t")
             for j in range(a, a + k):
                 r = unpack("sb_msg_infer_resp_t", body, off)
                 if r.steps != T or r.neurons != nn:
@@ -278,17 +278,17 @@ class RemoteBackend(Backend):
                 out.append(self.train(x, y, rule=rule, target=target, max_pulses=max_pulses, sample_id=i))
                 a += 1
                 continue
-            payload = pack("sb_msg_train_batch_t", n=k) + b"".join(
+            payload = pack("sb_msg_batch_t", n=k) + b"".join(
                 pack("sb_msg_train_t", steps=x.shape[0], label=y, rule=RULES[rule], target=target,
                      max_pulses=max_pulses, flags=flags, sample_id=i & 0xFFFFFFFF) + self._pack_spikes(x)
                 for x, y, i in part)
             body = self._req(lib.SB_CMD_TRAIN_BATCH, payload)
-            h = unpack("sb_msg_train_batch_resp_t", body)
-            size = ffi.sizeof("sb_msg_train_batch_resp_t") + k * train_result_len(nn)
+            h = unpack("sb_msg_batch_resp_t", body)
+            size = ffi.sizeof("sb_msg_batch_resp_t") + k * train_result_len(nn)
             if h.n != k or h.neurons != nn or len(body) != size:
                 raise LinkError(f"{self.url}: train batch answer for {h.n} samples x {h.neurons} neurons "
                                 f"({len(body)} bytes), sent {k} x {nn}")
-            off = ffi.sizeof("sb_msg_train_batch_resp_t")
+            off = ffi.sizeof("sb_msg_batch_resp_t")
             for x, y, i in part:
                 r = unpack("sb_msg_train_item_t", body, off)
                 if r.sample_id != i & 0xFFFFFFFF:
