@@ -141,6 +141,14 @@ static size_t input_len(const sb_server_t *s, uint16_t steps, int levels) {
     return (levels ? rows : (size_t)(rows + 7) / 8) * steps;
 }
 
+/* The header of TRAIN_BATCH and INFER_BATCH: 1..SB_MAX_BATCH items. */
+static int batch_header(const uint8_t *req, size_t n, sb_msg_batch_t *b, uint32_t *detail) {
+    if (n < sizeof *b) return SB_ELEN;
+    memcpy(b, req, sizeof *b);
+    if (b->n == 0 || b->n > SB_MAX_BATCH) { *detail = b->n; return SB_EINVAL; }
+    return SB_OK;
+}
+
 static int unpack_input(sb_server_t *s, const uint8_t *src, size_t n, uint16_t steps, int levels) {
     const uint8_t rows = s->dev.p.rows;
     if (steps == 0 || steps > SB_MAX_STEPS) return SB_EINVAL;
@@ -303,9 +311,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
     case SB_CMD_TRAIN_BATCH: {
         /* several TRAIN bodies back to back: all checked first, then trained in order */
         sb_msg_batch_t b;
-        if (n < sizeof b) return SB_ELEN;
-        memcpy(&b, req, sizeof b);
-        if (b.n == 0 || b.n > SB_MAX_BATCH) { *detail = b.n; return SB_EINVAL; }
+        if ((rc = batch_header(req, n, &b, detail))) return rc;
         const uint8_t nn = d->neurons[d->p.layers - 1];
         const size_t item_out = sizeof(sb_msg_train_item_t) + 2u * nn;
         const size_t need = sizeof(sb_msg_batch_resp_t) + (size_t)b.n * item_out;
@@ -356,9 +362,7 @@ static int dispatch(sb_server_t *s, uint8_t cmd, const uint8_t *req, size_t n, u
         /* several INFER bodies back to back: all checked first, then run in order,
          * the neurons reset before each; per item exactly the INFER answer */
         sb_msg_batch_t b;
-        if (n < sizeof b) return SB_ELEN;
-        memcpy(&b, req, sizeof b);
-        if (b.n == 0 || b.n > SB_MAX_BATCH) { *detail = b.n; return SB_EINVAL; }
+        if ((rc = batch_header(req, n, &b, detail))) return rc;
         const uint8_t last = (uint8_t)(d->p.layers - 1), nn = d->neurons[last];
         const uint8_t rows = d->p.rows;
         uint16_t off[SB_MAX_BATCH];
