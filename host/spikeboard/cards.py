@@ -193,7 +193,24 @@ def _fail(src: Path | str, where: str, msg: str) -> ConfigError:
     return ConfigError(msg, file=src, field=f"[{where}]")
 
 
-MAX_TILES, MAX_TILED_NEURONS = 64, 256   # hal/include/sb/tile.h: SB_MAX_TILES, SB_TILED_MAX_NEURONS
+def tile_grid(rows: int, cols: int, tile_rows: int, tile_cols: int, differential: bool) -> tuple[int, int, int]:
+    """(grid rows, grid cols, neurons) of a rows x cols layer on tiles of
+    tile_rows x tile_cols, within hal's limits (SB_MAX_TILES,
+    SB_TILED_MAX_NEURONS); ConfigError naming the problem otherwise."""
+    from ._hal import lib
+
+    if rows < 1 or cols < 1:
+        raise ConfigError(f"{rows}x{cols}: rows and cols must be >= 1")
+    if differential and cols % 2:
+        raise ConfigError(f"{cols} columns on differential tiles: need an even count")
+    gr, gc = -(-rows // tile_rows), -(-cols // tile_cols)
+    if gr * gc > lib.SB_MAX_TILES:
+        raise ConfigError(f"{rows}x{cols} needs {gr} x {gc} = {gr * gc} tiles of {tile_rows}x{tile_cols}, "
+                          f"at most {lib.SB_MAX_TILES}")
+    neurons = cols // 2 if differential else cols
+    if neurons > lib.SB_TILED_MAX_NEURONS:
+        raise ConfigError(f"{cols} columns give {neurons} neurons, at most {lib.SB_TILED_MAX_NEURONS} neurons")
+    return gr, gc, neurons
 
 
 def tiled_shape(geometry: dict[str, Any], src: Path | str = "card") -> tuple[int, int]:
@@ -205,14 +222,10 @@ def tiled_shape(geometry: dict[str, Any], src: Path | str = "card") -> tuple[int
     R, C, layers = GEOMETRIES[geometry["preset"]]
     if layers != 1:
         raise _fail(src, "geometry.tiled", f"tiles need a single-layer preset, {geometry['preset']} has {layers} layers")
-    tiles = -(-rows // R) * -(-cols // C)
-    if rows < 1 or cols < 1 or tiles > MAX_TILES:
-        raise _fail(src, "geometry.tiled", f"{rows}x{cols} needs {tiles} tiles of {R}x{C}, allowed 1..{MAX_TILES}")
-    diff = geometry["differential"]
-    if diff and cols % 2:
-        raise _fail(src, "geometry.tiled", f"{cols} columns: differential layers need an even count")
-    if (cols // 2 if diff else cols) > MAX_TILED_NEURONS:
-        raise _fail(src, "geometry.tiled", f"{cols} columns give more than {MAX_TILED_NEURONS} neurons")
+    try:
+        tile_grid(rows, cols, R, C, geometry["differential"])
+    except ConfigError as e:
+        raise _fail(src, "geometry.tiled", str(e)) from None
     return rows, cols
 
 

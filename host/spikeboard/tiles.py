@@ -29,17 +29,10 @@ class TiledArray:
         p = params[0] if hasattr(params, "__getitem__") else params
         if p.layers != 1:
             raise ConfigError(f"tiled layer: the tile geometry must have one layer, the card block has {p.layers}")
-        if rows < 1 or cols < 1:
-            raise ConfigError(f"tiled layer: rows and cols must be >= 1, got {rows} x {cols}")
-        if p.diff_mask & 1 and cols % 2:
-            raise ConfigError(f"tiled layer: {cols} columns on differential tiles (need an even count)")
-        gr, gc = -(-rows // p.rows), -(-cols // p.cols)
-        if gr * gc > lib.SB_MAX_TILES:
-            raise ConfigError(f"tiled layer {rows} x {cols} needs {gr} x {gc} = {gr * gc} tiles of "
-                              f"{p.rows} x {p.cols}, at most {lib.SB_MAX_TILES}")
-        neurons = cols // 2 if p.diff_mask & 1 else cols
-        if neurons > lib.SB_TILED_MAX_NEURONS:
-            raise ConfigError(f"tiled layer: {neurons} neurons, at most {lib.SB_TILED_MAX_NEURONS}")
+        try:
+            gr, gc, _ = cardlib.tile_grid(rows, cols, p.rows, p.cols, bool(p.diff_mask & 1))
+        except ConfigError as e:
+            raise ConfigError(f"tiled layer: {e}") from None
         self.params = ffi.new("sb_params_t *", p)
         self.rows, self.cols, self.grid = rows, cols, (gr, gc)
         self._chips = [ffi.new("sb_chip_t *") for _ in range(gr * gc)]

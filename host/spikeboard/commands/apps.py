@@ -32,9 +32,10 @@ def register(sub, common):
     r.add_argument("--geometries", default=",".join(GEOMS))
     r.add_argument("--stuck", type=float, default=0.10, help="extra rows with this stuck fraction (0: none)")
     r.add_argument("--output", "-o", default="docs/applications.md", help="markdown file ('-': none)")
-    t = s.add_parser("tiled", help="a table app at full input width on a tiled layer (ex situ), beside one tile",
+    t = s.add_parser("tiled", help="a table app at full input width on a tiled layer, beside one tile",
                      parents=out,
-                     description="Map a table app ex situ onto a layer larger than one array: every feature on "
+                     description="Map a table app (ex situ, or learned on the chip with --insitu) onto a layer "
+                                 "larger than one array: every feature on "
                                  "its own row (plus a bias row), the layer laid over a grid of tiles whose "
                                  "partial neuron inputs add up in the neuron bank. With --compare, the same "
                                  "app on one tile (features PCA-reduced to its rows) beside it.")
