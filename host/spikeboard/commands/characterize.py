@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import characterize as ch
-from ..chipctl import ChipSpec, open_chip
+from ..chip import ChipSpec, open_chip
 from ..cli import log
 from ..errors import ConfigError
 
@@ -54,7 +54,8 @@ def run(args):
             ch.parse_pattern(args.pattern)
         except ConfigError as e:
             raise ConfigError(str(e), field="--pattern") from None
-    b, card = open_chip(ChipSpec.from_args(args))
+    chip = open_chip(ChipSpec.from_args(args))
+    b, card = chip.backend, chip.card
     schemes = ch.SCHEMES if args.scheme == "all" else (args.scheme,)
     results = {}
     texts = []

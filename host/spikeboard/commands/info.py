@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ..chipctl import ChipSpec, open_chip
+from ..chip import ChipSpec, open_chip
 from ..energy import energy_report, format_report
 
 
@@ -16,7 +16,8 @@ def register(sub, common):
 
 
 def run(args):
-    b, card = open_chip(ChipSpec.from_args(args))
+    chip = open_chip(ChipSpec.from_args(args))
+    b, card = chip.backend, chip.card
     with b:
         info = b.info()
         c = b.counters()
@@ -26,8 +27,9 @@ def run(args):
         f"board     {info.board}",
         f"firmware  {info.firmware} (protocol {info.proto})",
         f"geometry  {info.rows}x{info.cols}x{info.layers}",
+        f"layout    {chip.layout.describe()}",
         f"card      {card.name} ({card.path}), parameter block CRC-32 {info.card_hash:08x}",
         f"counters  {c.as_dict()}",
         format_report(e),
     ])
-    return {"info": asdict(info), "card": card.name, "counters": c.as_dict(), "text": text}
+    return {"info": asdict(info), "layout": chip.layout.as_dict(), "card": card.name, "counters": c.as_dict(), "text": text}

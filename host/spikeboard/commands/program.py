@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import cards
-from ..chipctl import ChipSpec, open_chip
+from ..chip import ChipSpec, compile_chip, open_chip
 from ..errors import ConfigError
 from ._files import first_bad, read_npy
 
@@ -85,8 +85,8 @@ def run(args):
     w = read_npy(path, "weight file")
     spec = ChipSpec.from_args(args)
     # checked against the compiled card before the chip is touched
-    t = file_targets(w, cards.compile_card(cards.load(spec.card), spec.geometry, seed=spec.seed), args.layer, path)
-    b, card = open_chip(spec)
+    t = file_targets(w, compile_chip(spec)[1], args.layer, path)
+    b = open_chip(spec).backend
     with b:
         p = b.params
         if t.size != b.cells:

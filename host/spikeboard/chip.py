@@ -1,0 +1,157 @@
+"""The one door to a chip: a device card compiled for a geometry and a layout,
+a backend opened and configured with it. Every command, session and report
+reaches a chip through `open_chip` (or `compile_chip` to check the inputs
+before anything is touched), so the same card, seed and layout give the same
+chip whatever the path.
+
+The layout is decided here, from the card and the caller's choice:
+`card` takes the card's [geometry].differential flag, `differential` puts
+every weight on a column pair (G+ - G-, cols/2 neurons a layer) and
+`single-ended` on one column against the reference conductance (cols neurons).
+The programme asks for >= 32 neurons with a >= 32x32 array (or >= 16 with
+16x16x3): `Layout.meets_neuron_target` says whether a layout does."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any
+
+from . import cards
+from .backends import Backend, open_backend
+from .errors import ConfigError
+
+LAYOUTS = ("card", "differential", "single-ended")
+
+
+def neuron_target(rows: int, cols: int, layers: int) -> int:
+    """The programme's neuron count for an array: 32 with a >= 32x32 array, else 16 (16x16x3)."""
+    return 32 if rows >= 32 and cols >= 32 else 16
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the weights sit on the array: what every command and report states."""
+
+    geometry: str                    # card preset: "32x32", "16x16x3"
+    differential: tuple[bool, ...]   # per layer: column pairs (True) or single-ended (False)
+    neurons: int                     # post-neurons of the last layer (the outputs)
+    total_neurons: int               # post-neurons of every layer
+    rows: int                        # input rows of the first layer
+
+    @property
+    def neuron_target(self) -> int:
+        r, c, layers = cards.GEOMETRIES[self.geometry]
+        return neuron_target(r, c, layers)
+
+    @property
+    def meets_neuron_target(self) -> bool:
+        return self.total_neurons >= self.neuron_target
+
+    def describe(self) -> str:
+        kinds = {"differential" if d else "single-ended" for d in self.differential}
+        kind = kinds.pop() if len(kinds) == 1 else "/".join("diff" if d else "single" for d in self.differential)
+        note = "" if self.meets_neuron_target else \
+            f"; FAILS the programme's >= {self.neuron_target} neurons row"
+        return f"{self.geometry} {kind}, {self.neurons} output neurons ({self.total_neurons} in all){note}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "differential": list(self.differential),
+                "meets_neuron_target": self.meets_neuron_target, "text": self.describe()}
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """Which chip: backend, card, geometry, layout, seed. A session's config embeds it."""
+
+    backend: str = "model"
+    port: str | None = None
+    board: str = "netduinoplus2"
+    card: str = "spec"
+    geometry: str | None = None      # None: the card's preset
+    seed: int = 0
+    stuck: float = 0.0
+    layout: str = "card"             # one of LAYOUTS
+    faults: str | None = None        # link faults to inject (emulator, serial)
+
+    @classmethod
+    def from_args(cls, args: Any) -> "ChipSpec":
+        return cls(args.backend, args.port, args.board, args.card, args.geometry, args.seed,
+                   getattr(args, "stuck", 0.0) or 0.0, getattr(args, "layout", None) or "card",
+                   getattr(args, "faults", None))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def differential_flags(card: cards.Card, geometry: str, layout: str) -> list[bool]:
+    """The differential flag of each layer for a layout choice."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})", field="--layout")
+    layers = cards.GEOMETRIES[geometry][2]
+    if layout == "card":
+        return [bool(card["geometry"]["differential"])] * layers
+    return [layout == "differential"] * layers
+
+
+def layout_of(params: Any) -> Layout:
+    """The layout a compiled parameter block carries."""
+    from ._hal import lib
+
+    geometry = next((g for g, s in cards.GEOMETRIES.items() if s == (params.rows, params.cols, params.layers)),
+                    f"{params.rows}x{params.cols}x{params.layers}")
+    neurons = [int(lib.sb_params_neurons(params, l)) for l in range(params.layers)]
+    return Layout(geometry, tuple(bool((params.diff_mask >> l) & 1) for l in range(params.layers)),
+                  neurons[-1], sum(neurons), int(params.rows))
+
+
+def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> tuple[cards.Card, Any, Layout]:
+    """Load and compile the card for the spec's geometry and layout (nothing is
+    opened): (card, sb_params_t, layout). neuron overrides [neuron] fields."""
+    card = cards.load(spec.card)
+    geometry = spec.geometry or card["geometry"]["preset"]
+    if geometry not in cards.GEOMETRIES:
+        raise ConfigError(f"geometry {geometry!r} not one of {', '.join(cards.GEOMETRIES)}", field="--geometry")
+    params = cards.compile_card(card, geometry, seed=spec.seed, stuck=spec.stuck,
+                                differential=differential_flags(card, geometry, spec.layout), neuron=neuron)
+    return card, params, layout_of(params)
+
+
+@dataclass
+class Chip:
+    """An open, configured chip: the backend, the card it was configured from,
+    the compiled block and its layout. Closing it closes the backend."""
+
+    backend: Backend
+    card: cards.Card
+    params: Any
+    layout: Layout
+    spec: ChipSpec
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Chip":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open_backend_for(spec: ChipSpec) -> Backend:
+    """The spec's backend, opened but not configured (a session configures it
+    itself when it resumes)."""
+    return open_backend(spec.backend, port=spec.port, board=spec.board, faults=spec.faults)
+
+
+def open_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None, configure: bool = True) -> Chip:
+    """Compile the card, open the backend and configure it: the one door."""
+    card, params, layout = compile_chip(spec, neuron=neuron)
+    b = open_backend_for(spec)
+    try:
+        if configure:
+            b.configure(params)
+    except Exception:
+        b.close()
+        raise
+    return Chip(b, card, params, layout, spec)
