@@ -1,10 +1,13 @@
 """NIR (the Neuromorphic Intermediate Representation, package ``nir``) in and
-out of the chip, and the torch-free weight -> conductance mapping that
-spikeboard.torch shares.
+out of the chip. Weights reach conductances through spikeboard.mapping, as
+every other path does.
 
 ``load(graph, backend)`` maps a chain ``Input -> (Affine|Linear -> LIF|CubaLIF|IF)
 x L -> Output`` onto a chip of L physical layers (32x32: one, 16x16x3: three),
-programs it with write-verify and returns a :class:`ChipMapping`;
+programs it with write-verify and returns a :class:`ChipMapping`; with
+``tiles=True`` a one-layer graph larger than one array (more inputs than rows,
+more outputs than neurons) goes onto a tiled logical layer of whole tiles, the
+backend configured with that shape;
 ``export(backend, mapping)`` reads the conductances back and writes what is on
 the chip as a NIR graph; ``run_nir_file(path, backend, inputs)`` runs a NIR file.
 
@@ -29,7 +32,6 @@ when v lands exactly on the threshold.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,141 +39,12 @@ from typing import Any
 import numpy as np
 
 from . import cards
-from ._hal import ffi, lib
 from .errors import ConfigError
+from .mapping import ChipConfig, configure, decode_codes, layer_weights, program_weights, tile_codes, tiled_shape
 
-__all__ = ["ChipConfig", "tile_codes", "decode_codes", "ChipMapping", "NirLayer", "load", "export",
-           "run_nir_file", "DEFAULT_DT"]
+__all__ = ["ChipMapping", "NirLayer", "map_graph", "load", "export", "run_nir_file", "DEFAULT_DT"]
 
 DEFAULT_DT = 1e-4   # snnTorch's export time step
-
-# ---------------------------------------------------------------------------
-# the compiled parameter block, as plain Python values
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ChipConfig:
-    """The parts of a compiled parameter block (sb_params_t) the bridge needs."""
-
-    rows: int
-    cols: int
-    layers: int
-    diff: tuple[bool, ...]
-    g_min: int
-    g_max: int
-    g_ref: int
-    post_gain: int
-    post_shift: int
-    post_sat: int
-    v_th: int
-    v_min: int
-    leak_q16: int
-    refractory: int
-    reset_subtract: bool
-    pre_levels: int
-    read_noise_q16: int
-    seed: int
-    stuck_min_q16: int
-    stuck_max_q16: int
-    stuck_open_q16: int
-    d2d_window_q16: int
-    levels: int                      # programmable levels across the window (card pulses + 1)
-    max_step: int                    # largest single-pulse step, conductance codes
-    params: Any = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def from_params(cls, p, levels: int | None = None) -> "ChipConfig":
-        if isinstance(p, ChipConfig):
-            return p
-        w = int(p.g_max) - int(p.g_min)
-        steps = [int(s) for s in p.step_p] + [int(s) for s in p.step_d]
-        max_step = max(1, (max(steps) * w) >> 16)
-        if levels is None:
-            levels = max(2, int(round(65536 / max(1, float(np.mean(steps))))) + 1)
-        keep = ffi.new("sb_params_t *", p[0])
-        return cls(rows=int(p.rows), cols=int(p.cols), layers=int(p.layers),
-                   diff=tuple(bool((p.diff_mask >> l) & 1) for l in range(p.layers)),
-                   g_min=int(p.g_min), g_max=int(p.g_max), g_ref=int(p.g_ref),
-                   post_gain=int(p.post_gain), post_shift=int(p.post_shift), post_sat=int(p.post_sat),
-                   v_th=int(p.v_th), v_min=int(p.v_min), leak_q16=int(p.leak_q16),
-                   refractory=int(p.refractory), reset_subtract=int(p.reset_mode) == lib.SB_RESET_SUBTRACT,
-                   pre_levels=int(p.pre_levels), read_noise_q16=int(p.read_noise_q16), seed=int(p.seed),
-                   stuck_min_q16=int(p.stuck_min_q16), stuck_max_q16=int(p.stuck_max_q16),
-                   stuck_open_q16=int(p.stuck_open_q16), d2d_window_q16=int(p.d2d_window_q16), levels=int(levels), max_step=int(max_step),
-                   params=keep)
-
-    @classmethod
-    def from_card(cls, card: str | cards.Card = "spec", geometry: str | None = None, **kw) -> "ChipConfig":
-        """Compile a device card (name, path or Card) for a geometry; kw go to
-        cards.compile_card (differential=, stuck=, neuron=, seed=)."""
-        c = card if isinstance(card, cards.Card) else cards.load(card)
-        return cls.from_params(cards.compile_card(c, geometry, **kw), levels=c["synapse"]["pulses"] + 1)
-
-    # -- derived --------------------------------------------------------------
-    @property
-    def window(self) -> int:
-        return self.g_max - self.g_min
-
-    def neurons(self, layer: int) -> int:
-        return self.cols // 2 if self.diff[layer] else self.cols
-
-    @property
-    def g_hi(self) -> int:
-        """Highest code deploy maps to: Gmax less three sigma of the device-to-device
-        window variation, so that nearly every cell can reach it."""
-        return self.g_min + int(self.window * (1.0 - 3.0 * self.d2d_window_q16 / 65536.0))
-
-    @property
-    def codes_per_unit(self) -> float:
-        """Conductance codes that make one unit of neuron input (~ the window)."""
-        return 65536.0 * (1 << self.post_shift) / self.post_gain
-
-    @property
-    def level_step(self) -> float:
-        """The card's level quantisation, in conductance codes."""
-        return self.window / (self.levels - 1)
-
-    def weight_range(self, layer: int) -> tuple[float, float]:
-        k = self.codes_per_unit
-        if self.diff[layer]:
-            return -(self.g_hi - self.g_min) / k, (self.g_hi - self.g_min) / k
-        return (self.g_min - self.g_ref) / k, (self.g_hi - self.g_ref) / k
-
-    @property
-    def threshold(self) -> float:
-        return self.v_th / 65536.0
-
-    @property
-    def tolerance(self) -> int:
-        """Write-verify tolerance (codes) that the largest pulse step can always meet."""
-        return int(math.ceil(self.max_step * 0.6)) + 1
-
-    @property
-    def cells(self) -> int:
-        return self.rows * self.cols * self.layers
-
-
-
-def tile_codes(config: ChipConfig, layer: int, w_tile: np.ndarray) -> np.ndarray:
-    """Conductance codes (rows, cols) uint16 for tile weights (rows, neurons):
-    a differential pair holds a weight as G+ - G- with the idle side at Gmin;
-    a single-ended cell holds it as G - g_ref. Weights beyond the usable window clip."""
-    c = config
-    lo, hi = c.weight_range(layer)
-    g = np.clip(np.asarray(w_tile, dtype=np.float64), lo, hi) * c.codes_per_unit
-    if c.diff[layer]:
-        codes = np.stack([c.g_min + np.maximum(g, 0), c.g_min + np.maximum(-g, 0)], axis=-1).reshape(c.rows, c.cols)
-    else:
-        codes = np.clip(c.g_ref + g, c.g_min, c.g_hi)
-    return np.clip(np.rint(codes), 0, 65535).astype(np.uint16)
-
-
-def decode_codes(config: ChipConfig, layer: int, codes: np.ndarray) -> np.ndarray:
-    """Tile weights (rows, neurons) that conductance codes (rows*cols) encode."""
-    c = config
-    g = np.asarray(codes, dtype=np.float64).reshape(c.rows, c.cols)
-    d = g[:, 0::2] - g[:, 1::2] if c.diff[layer] else g - c.g_ref
-    return d / c.codes_per_unit
-
 
 # ---------------------------------------------------------------------------
 # NIR
@@ -217,6 +90,7 @@ class ChipMapping:
     input_name: str
     output_name: str
     targets: np.ndarray = field(repr=False)         # codes for every cell
+    chip_weights: tuple[np.ndarray, ...] = field(default=(), repr=False)   # (n_in, n_out) per layer, chip units
     codes: np.ndarray | None = field(default=None, repr=False)   # read back after programming
     report: tuple[dict[str, Any], ...] = ()          # programming error per layer
 
@@ -348,8 +222,11 @@ def _geometry_for(layers: int, geometry: str | None) -> str:
 
 
 def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = None,
-              differential: bool | list[bool] | None = None, dt: float | None = None) -> ChipMapping:
-    """Map a NIR graph onto a chip: parameter block and target codes (no backend)."""
+              differential: bool | list[bool] | None = None, dt: float | None = None,
+              seed: int | None = None, tiles: bool = False) -> ChipMapping:
+    """Map a NIR graph onto a chip: parameter block and target codes (no backend).
+    seed: the chip's (default the card's); tiles: a one-layer graph larger than
+    one array goes onto a tiled logical layer."""
     if isinstance(graph, (str, Path)):
         graph = _nir().read(str(graph))
     card = card if isinstance(card, cards.Card) else cards.load(card)
@@ -359,6 +236,8 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
     pairs = _pairs(chain)
     geometry = _geometry_for(len(pairs), geometry)
     rows, cols, nlayers = cards.GEOMETRIES[geometry]
+    tiled = tiles and nlayers == 1
+    hint = " (tiles=True lays a one-layer graph over tiles)" if nlayers == 1 and not tiles else ""
     prev_out, terms, leaks = None, [], []
     for l, (wn, w, nn_, n) in enumerate(pairs):
         W = np.asarray(w.weight, dtype=np.float64)
@@ -372,8 +251,8 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
         n_out, n_in = W.shape
         if prev_out is not None and n_in != prev_out:
             raise ConfigError(f"NIR node {wn!r}: takes {n_in} inputs but the layer before has {prev_out} neurons")
-        if n_in > rows:
-            raise ConfigError(f"NIR node {wn!r}: {n_in} inputs do not fit the {rows} rows of a {geometry} chip")
+        if n_in > rows and not tiled:
+            raise ConfigError(f"NIR node {wn!r}: {n_in} inputs do not fit the {rows} rows of a {geometry} chip{hint}")
         gain, th, leak, params = _neuron_terms(nn_, n, dt)
         if gain.size != n_out or th.size != n_out:
             raise ConfigError(f"NIR node {nn_!r}: {th.size} neurons after {wn!r}'s {n_out} outputs")
@@ -390,13 +269,15 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
     diff = [differential] * nlayers if isinstance(differential, bool) else list(differential)
     for l, (W, *_rest) in enumerate(terms):
         nn_max = cols // 2 if diff[l] else cols
-        if W.shape[0] > nn_max:
+        if W.shape[0] > nn_max and not tiled:
             raise ConfigError(f"NIR node {pairs[l][0]!r}: {W.shape[0]} outputs do not fit the {nn_max} "
-                              f"{'differential' if diff[l] else 'single-ended'} neurons of a {geometry} layer")
+                              f"{'differential' if diff[l] else 'single-ended'} neurons of a {geometry} layer{hint}")
         if l + 1 < nlayers and W.shape[0] > rows:
             raise ConfigError(f"NIR node {pairs[l][0]!r}: {W.shape[0]} neurons do not fit the next layer's {rows} rows")
+    shape = tiled_shape(rows, cols, terms[0][0].shape[1], terms[0][0].shape[0], diff[0]) if tiled else None
     neuron = {"leak": leaks[0], "reset": "zero", "refractory_steps": 0, "v_min": -30000.0}
-    base = ChipConfig.from_card(card, geometry, differential=diff, neuron=neuron)
+    compile_kw: dict[str, Any] = {"differential": diff, "seed": seed, "shape": shape}
+    base = ChipConfig.from_card(card, geometry, neuron=neuron, **compile_kw)
     # threshold-normalised weights; one chip threshold TH for all
     norm = [W * (gain / th)[:, None] for W, gain, th, _p, _b in terms]
     th_chip = 30000.0
@@ -407,44 +288,38 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
             th_chip = min(th_chip, min(-lo, hi) / m)
     if th_chip < 0.01:
         raise ConfigError(f"NIR graph: weights too large for the conductance window (threshold would be {th_chip:g})")
-    cfg = ChipConfig.from_card(card, geometry, differential=diff, neuron={**neuron, "threshold": th_chip})
+    cfg = ChipConfig.from_card(card, geometry, neuron={**neuron, "threshold": th_chip}, **compile_kw)
     TH = cfg.threshold      # as quantised in Q16.16
-    layers, targets = [], []
+    layers, weights = [], []
     for l, ((wn, w, nn_, n), (W, gain, th, params, bias)) in enumerate(zip(pairs, terms)):
         scale = gain / th * TH
-        tile = np.zeros((rows, cfg.neurons(l)))
-        tile[: W.shape[1], : W.shape[0]] = (W * scale[:, None]).T
-        targets.append(tile_codes(cfg, l, tile).ravel())
+        weights.append((W * scale[:, None]).T)     # chip units, (n_in, n_out)
         layers.append(NirLayer(wn, type(w).__name__, nn_, type(n).__name__, W.shape[1], W.shape[0], scale, params, bias))
-    return ChipMapping(cfg, geometry, tuple(layers), dt, in_name, out_name, np.concatenate(targets))
+    targets = np.concatenate([tile_codes(cfg, l, layer_weights(cfg, l, u)).ravel() for l, u in enumerate(weights)])
+    return ChipMapping(cfg, geometry, tuple(layers), dt, in_name, out_name, targets, tuple(weights))
 
 
 def load(graph, backend=None, *, card: str | cards.Card = "spec", geometry: str | None = None,
-         differential: bool | list[bool] | None = None, dt: float | None = None,
-         tolerance: int | None = None, max_pulses: int = 255) -> ChipMapping:
+         differential: bool | list[bool] | None = None, dt: float | None = None, seed: int | None = None,
+         tiles: bool = False, tolerance: int | None = None, max_pulses: int = 255,
+         compensate: bool = True) -> ChipMapping:
     """Map a NIR graph (object or file path) onto the chip and, with a backend,
-    configure it, program the conductances with write-verify and read them back.
-    Returns the mapping with the read-back codes and the per-layer error report."""
-    m = map_graph(graph, card=card, geometry=geometry, differential=differential, dt=dt)
+    configure it, program the conductances with write-verify (mapping.program_weights:
+    the one tolerance unless given, partner compensation of differential pairs)
+    and read them back. Returns the mapping with the read-back codes and the
+    per-layer error report (weight_max_error in the graph's own units)."""
+    m = map_graph(graph, card=card, geometry=geometry, differential=differential, dt=dt, seed=seed, tiles=tiles)
     if backend is None:
         return m
-    c = m.config
-    backend.configure(c.params)
-    tol = c.tolerance if tolerance is None else int(tolerance)
-    res = backend.program(m.targets, tolerance=tol, max_pulses=max_pulses)
-    got = backend.read_conductance(0, c.cells)
-    per = c.rows * c.cols
-    want_w = m.weights(m.targets)
-    have_w = m.weights(got)
-    report = []
-    for l in range(len(m.layers)):
-        sl = slice(l * per, (l + 1) * per)
-        err = np.abs(got[sl].astype(np.int64) - m.targets[sl].astype(np.int64))
-        report.append({"layer": l, "node": m.layers[l].weight_name, "failed": int(np.count_nonzero(res.failed[sl])),
-                       "pulses": int(np.sum(res.pulses[sl], dtype=np.int64)), "code_mae": float(err.mean()),
-                       "code_max": int(err.max()), "weight_max_error": float(np.abs(have_w[l] - want_w[l]).max()),
-                       "tolerance": tol})
-    return ChipMapping(m.config, m.geometry, m.layers, m.dt, m.input_name, m.output_name, m.targets, got, tuple(report))
+    configure(backend, m.config)
+    rep = program_weights(backend, list(m.chip_weights), config=m.config, tolerance=tolerance,
+                          max_pulses=max_pulses, compensate=compensate)
+    want_w, have_w = m.weights(m.targets), m.weights(rep.codes)
+    report = tuple({**r.as_dict(), "node": nl.weight_name, "tolerance": rep.tolerance,
+                    "weight_max_error": float(np.abs(have_w[l] - want_w[l]).max())}
+                   for l, (r, nl) in enumerate(zip(rep.layers, m.layers)))
+    return ChipMapping(m.config, m.geometry, m.layers, m.dt, m.input_name, m.output_name, m.targets,
+                       m.chip_weights, rep.codes, report)
 
 
 def export(backend, mapping: ChipMapping | None = None, *, dt: float | None = None):
@@ -454,11 +329,10 @@ def export(backend, mapping: ChipMapping | None = None, *, dt: float | None = No
     round-trips); without one, every layer is Linear + LIF (IF without leak) over
     all rows and neurons, in the chip's units (threshold = the card's)."""
     nir = _nir()
-    p = backend.params
-    if p is None:
+    if backend.params is None:
         raise ConfigError(f"{backend.name} backend: not configured, nothing to export")
-    cfg = ChipConfig.from_params(p)
-    codes = backend.read_conductance(0, cfg.cells)
+    cfg = ChipConfig.of_backend(backend)
+    codes = backend.read_conductance()
     per = cfg.rows * cfg.cols
     leak = cfg.leak_q16 / 65536.0
     nodes: dict[str, Any] = {}

@@ -12,23 +12,29 @@ Three pieces (PyTorch is the optional ``torch`` extra):
   post interface, leak, refractory, fire, reset, and the read noise from the
   chip's counter-based generator), so the output equals the model backend bit
   for bit on the same conductances and inputs.
-* :func:`deploy` maps a :class:`ChipNet` onto the chip: weights -> codes per
-  tile, write-verify programming with ``backend.program``, read-back, and a
-  per-layer report of the programming error. The read-back codes are loaded
+* :func:`deploy` maps a :class:`ChipNet` onto the chip through
+  spikeboard.mapping (the one weights -> codes mapping, write-verify with the
+  one tolerance, partner compensation of differential pairs), reads back and
+  reports the programming error per layer. The read-back codes are loaded
   into the modules, so evaluation mode then mirrors the chip exactly.
 * :class:`HardwareLoop`: hardware-in-the-loop training. Forward on any backend
   (model, emulator, serial), backward through the simulated layers, updates
   re-programmed with write-verify or applied as pulses on the chip.
 
-Units: a weight is the neuron input (in units of the card's threshold scale,
-the same units as ``[neuron] threshold``) that one spike at level 1 on its row
-adds; a full conductance window is worth about 1.0.
+Units: the chip's, as in spikeboard.mapping: a weight is the neuron input (in
+units of the card's threshold scale, the same units as ``[neuron] threshold``)
+that one spike at level 1 on its row adds; a full conductance window is worth
+about 1.0. A layer's ``weight`` is (out, in); the mapping takes (in, out).
+
+Tiles: a one-layer net larger than one array (``ChipNet.from_card(...,
+tiles=True)``, or a :class:`ChipConfig` with ``shape=``) runs on a tiled
+logical layer; evaluation mode then computes what hal/src/tile.c computes
+(each tile's post interface and read noise, the neuron bank's sum).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -37,10 +43,14 @@ from torch import nn
 from . import cards
 from ._hal import lib
 from .errors import ConfigError
-from .nir import ChipConfig, tile_codes
+from .mapping import (ChipConfig, LayerReport, ProgramReport, check_backend, decode_codes, layer_weights,
+                      program_weights, pulse_counts, tile_codes, tiled_shape)
+from .mapping import configure as configure_chip
 
 __all__ = ["ChipConfig", "ArrayLayer", "LIF", "ChipNet", "deploy", "DeployReport", "LayerReport",
            "HardwareLoop", "spike_fn", "count_loss"]
+
+DeployReport = ProgramReport     # what deploy returns: mapping.program_weights' report
 
 _M32 = 0xFFFFFFFF
 
@@ -116,6 +126,9 @@ class ArrayLayer(nn.Module):
     Evaluation mode: the chip's post-interface output, Q16.16 int64, for every
     neuron of the tile (B, T, neurons)."""
 
+    stuck_map: torch.Tensor
+    codes: torch.Tensor
+
     def __init__(self, config: ChipConfig, in_features: int, out_features: int, layer: int = 0, *,
                  read_noise: bool = True, stuck: bool = True, init_scale: float = 0.5, seed: int | None = None):
         super().__init__()
@@ -155,7 +168,8 @@ class ArrayLayer(nn.Module):
         return t.index_put((torch.arange(self.in_features)[:, None], torch.arange(self.out_features)[None, :]), w.t())
 
     def _codes_float(self, w: torch.Tensor, quantise: bool) -> torch.Tensor:
-        """Differentiable conductance codes (rows, cols) for tile weights (rows, neurons)."""
+        """Differentiable conductance codes (rows, cols) for tile weights (rows,
+        neurons): mapping.tile_codes' formula on tensors, so gradients flow."""
         c = self.config
         lo, hi = c.weight_range(self.layer)
         g = w.clamp(lo, hi) * c.codes_per_unit
@@ -169,11 +183,14 @@ class ArrayLayer(nn.Module):
             codes = c.g_min + _RoundSTE.apply((codes - c.g_min) / q) * q
         return codes
 
+    def chip_weights(self) -> np.ndarray:
+        """The weights as the mapping takes them: (in, out) float64, chip units."""
+        return self.weight.detach().double().numpy().T
+
     def target_codes(self) -> np.ndarray:
-        """The codes deploy programs: (rows, cols) uint16."""
-        with torch.no_grad():
-            w = self._tile_weight(self.weight.detach().float()).numpy()
-        return tile_codes(self.config, self.layer, w)
+        """The codes deploy programs (before compensation): (rows, cols) uint16."""
+        c, l = self.config, self.layer
+        return tile_codes(c, l, layer_weights(c, l, self.chip_weights()))
 
     def load_codes(self, codes: np.ndarray | torch.Tensor | None, *, sync_weights: bool = False) -> None:
         """Use these conductance codes (rows, cols) in evaluation mode (None: ideal
@@ -191,13 +208,7 @@ class ArrayLayer(nn.Module):
 
     def decode(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Tile weights (rows, neurons) that conductance codes encode."""
-        c = self.config
-        g = torch.as_tensor(np.asarray(codes, dtype=np.float64)).reshape(c.rows, c.cols)
-        if c.diff[self.layer]:
-            d = g[:, 0::2] - g[:, 1::2]
-        else:
-            d = g - c.g_ref
-        return (d / c.codes_per_unit).float()
+        return torch.as_tensor(decode_codes(self.config, self.layer, np.asarray(codes))).float()
 
     def effective_codes(self) -> torch.Tensor:
         """Integer codes used in evaluation mode."""
@@ -242,31 +253,39 @@ class ArrayLayer(nn.Module):
         return out[..., : self.out_features]
 
     def _forward_exact(self, x: torch.Tensor) -> torch.Tensor:
+        """hal/src/chip.c's post interface, per tile as hal/src/tile.c runs a
+        tiled layer (one tile on one array): each tile's column currents, its
+        read noise (the tile's seed), sense-amplifier clamp, gain and output
+        clamp; the neuron bank adds a grid column's partial inputs and clamps."""
         c = self.config
         x = torch.as_tensor(x).round().to(torch.int64)
         if x.numel() and (x.min() < 0 or x.max() > c.pre_levels):
             raise ConfigError(f"input levels must be 0..{c.pre_levels}")
         g = self.effective_codes().to(torch.int64)
-        acc = x @ g                                       # (B, T, cols) int64, exact
-        rowsum = x.sum(-1, keepdim=True)
-        nn_ = c.neurons(self.layer)
-        if c.diff[self.layer]:
-            cur = acc[..., 0::2] - acc[..., 1::2]
-        else:
-            cur = acc - c.g_ref * rowsum
-        if c.read_noise_q16:
-            shape = cur.shape
-            cur = cur.reshape(-1, shape[-2], nn_)
-            B, T = cur.shape[0], cur.shape[1]
-            counter = self.sample_counter + torch.arange(B * T, dtype=torch.int64).reshape(B, T, 1)
-            index = self.layer * lib.SB_MAX_NEURONS + torch.arange(nn_, dtype=torch.int64).reshape(1, 1, nn_)
-            normal = _rng_normal_q12(c.seed, lib.SB_RNG_READ, index, counter)
-            rs = rowsum.reshape(B, T, 1)
-            amp = (c.window * c.read_noise_q16 * torch.floor(torch.sqrt(rs.double())).to(torch.int64)) >> 16
-            cur = torch.where(rs > 0, cur + ((amp * normal) >> 12), cur).reshape(shape)
-            self.sample_counter += B * T
-        cur = cur.clamp(-lib.SB_POST_IN_MAX, lib.SB_POST_IN_MAX)
-        return ((cur * c.post_gain) >> c.post_shift).clamp(-c.post_sat, c.post_sat)
+        diff = c.diff[self.layer]
+        R, C = c.tile_rows, c.tile_cols
+        grid_rows, grid_cols = c.grid
+        tn = C // 2 if diff else C
+        xb = x.reshape(-1, x.shape[-2], x.shape[-1])
+        B, T = xb.shape[0], xb.shape[1]
+        counter = self.sample_counter + torch.arange(B * T, dtype=torch.int64).reshape(B, T, 1)
+        out = torch.zeros(B, T, c.neurons(self.layer), dtype=torch.int64)
+        for i in range(grid_rows):
+            xi = xb[..., i * R:(i + 1) * R]
+            rowsum = xi.sum(-1, keepdim=True)
+            for j in range(grid_cols):
+                acc = xi @ g[i * R:(i + 1) * R, j * C:(j + 1) * C]       # (B, T, cols) int64, exact
+                cur = acc[..., 0::2] - acc[..., 1::2] if diff else acc - c.g_ref * rowsum
+                if c.read_noise_q16:
+                    seed = int(lib.sb_tile_seed(c.seed, i * grid_cols + j))
+                    index = self.layer * lib.SB_MAX_NEURONS + torch.arange(cur.shape[-1], dtype=torch.int64)
+                    normal = _rng_normal_q12(seed, lib.SB_RNG_READ, index.reshape(1, 1, -1), counter)
+                    amp = (c.window * c.read_noise_q16 * torch.floor(torch.sqrt(rowsum.double())).to(torch.int64)) >> 16
+                    cur = torch.where(rowsum > 0, cur + ((amp * normal) >> 12), cur)
+                cur = cur.clamp(-lib.SB_POST_IN_MAX, lib.SB_POST_IN_MAX)
+                out[..., j * tn:j * tn + cur.shape[-1]] += ((cur * c.post_gain) >> c.post_shift).clamp(-c.post_sat, c.post_sat)
+        self.sample_counter += B * T
+        return out.clamp(-c.post_sat, c.post_sat).reshape(*x.shape[:-1], -1)
 
     def extra_repr(self) -> str:
         kind = "differential" if self.config.diff[self.layer] else "single-ended"
@@ -358,21 +377,37 @@ class ChipNet(nn.Module):
         self.arrays = nn.ModuleList(ArrayLayer(config, sizes[l], sizes[l + 1], l, **layer_kw) for l in range(config.layers))
         self.neurons = nn.ModuleList(LIF(config) for _ in range(config.layers))
 
+    # typed views of the module lists (nn.ModuleList items are plain Modules to a type checker)
+    @property
+    def _arrays(self) -> list[ArrayLayer]:
+        return [cast(ArrayLayer, a) for a in self.arrays]
+
+    @property
+    def _lifs(self) -> list[LIF]:
+        return [cast(LIF, n) for n in self.neurons]
+
     @classmethod
     def from_card(cls, sizes: Sequence[int], card: str | cards.Card = "spec", geometry: str | None = None,
-                  layer_kw: dict | None = None, **card_kw) -> "ChipNet":
-        return cls(ChipConfig.from_card(card, geometry, **card_kw), sizes, **(layer_kw or {}))
+                  layer_kw: dict | None = None, *, tiles: bool = False, **card_kw) -> "ChipNet":
+        """A net on a card compiled for a geometry (card_kw go to cards.compile_card).
+        tiles=True: a one-layer net larger than one array goes onto a tiled
+        logical layer of whole tiles (deploy configures the backend with its shape)."""
+        cfg = ChipConfig.from_card(card, geometry, **card_kw)
+        shape = tiled_shape(cfg.rows, cfg.cols, sizes[0], sizes[-1], cfg.diff[0]) if tiles and cfg.layers == 1 else None
+        if shape is not None:
+            cfg = ChipConfig.from_params(cfg.params, levels=cfg.levels, shape=shape)
+        return cls(cfg, sizes, **(layer_kw or {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x
-        for a, n in zip(self.arrays, self.neurons):
+        for a, n in zip(self._arrays, self._lifs):
             s = n(a(s))
         return s[..., : self.sizes[-1]]
 
     @property
     def v(self) -> torch.Tensor | None:
         """Final membranes of the last layer (after the last forward)."""
-        return self.neurons[-1].v
+        return self._lifs[-1].v
 
     def pad_input(self, x) -> np.ndarray:
         """(…, T, inputs) -> (…, T, rows) uint8 levels, as the backend takes them."""
@@ -380,18 +415,22 @@ class ChipNet(nn.Module):
         pad = [(0, 0)] * (x.ndim - 1) + [(0, self.config.rows - x.shape[-1])]
         return np.pad(x, pad).astype(np.uint8)
 
+    def chip_weights(self) -> list[np.ndarray]:
+        """Every layer's weights as the mapping takes them, (in, out) chip units."""
+        return [a.chip_weights() for a in self._arrays]
+
     def target_codes(self) -> np.ndarray:
         """Codes for every cell of the chip, flat index (layer*rows+row)*cols+col."""
-        return np.concatenate([a.target_codes().ravel() for a in self.arrays])
+        return np.concatenate([a.target_codes().ravel() for a in self._arrays])
 
     def load_codes(self, codes: np.ndarray | None, *, sync_weights: bool = False) -> None:
         per = self.config.rows * self.config.cols
-        for l, a in enumerate(self.arrays):
+        for l, a in enumerate(self._arrays):
             a.load_codes(None if codes is None else np.asarray(codes)[l * per:(l + 1) * per], sync_weights=sync_weights)
 
     def reset_counters(self, value: int = 0) -> None:
         """Align the read-noise sample counters with a freshly configured chip."""
-        for a in self.arrays:
+        for a in self._arrays:
             a.sample_counter = value
 
 
@@ -405,88 +444,22 @@ def count_loss(fires: torch.Tensor, labels: torch.Tensor, scale: float | None = 
 # ---------------------------------------------------------------------------
 # deployment
 # ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LayerReport:
-    layer: int
-    cells: int               # cells of the tile
-    failed: int              # cells write-verify could not bring within tolerance
-    pulses: int              # programming pulses used
-    code_mae: float          # mean |G - target|, codes
-    code_max: int            # max |G - target|, codes
-    weight_rmse: float       # RMS error of the weights the chip now holds, neuron units
-    weight_max: float
-    level_step: float        # the card's level quantisation in weight units
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class DeployReport:
-    layers: tuple[LayerReport, ...]
-    tolerance: int
-    codes: np.ndarray = field(repr=False)       # read-back conductances, every cell
-
-    @property
-    def failed(self) -> int:
-        return sum(r.failed for r in self.layers)
-
-    @property
-    def pulses(self) -> int:
-        return sum(r.pulses for r in self.layers)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"tolerance": self.tolerance, "failed": self.failed, "pulses": self.pulses,
-                "layers": [r.as_dict() for r in self.layers]}
-
-    def __str__(self) -> str:
-        lines = [f"deployed with write-verify tolerance {self.tolerance} codes: {self.pulses} pulses, {self.failed} cells failed"]
-        for r in self.layers:
-            lines.append(f"  layer {r.layer}: code error mean {r.code_mae:.1f} max {r.code_max}; weight error "
-                         f"rms {r.weight_rmse:.4f} max {r.weight_max:.4f} (level step {r.level_step:.4f}); "
-                         f"{r.failed}/{r.cells} failed, {r.pulses} pulses")
-        return "\n".join(lines)
-
-
-def _check_backend(model: ChipNet, backend) -> None:
-    p, c = backend.params, model.config
-    if p is None or (p.rows, p.cols, p.layers) != (c.rows, c.cols, c.layers):
-        raise ConfigError(f"backend {backend.name}: configured as "
-                          f"{'nothing' if p is None else f'{p.rows}x{p.cols}x{p.layers}'}, the model needs "
-                          f"{c.rows}x{c.cols}x{c.layers}")
-
-
 def deploy(model: ChipNet, backend, *, configure: bool = True, tolerance: int | None = None,
-           max_pulses: int = 255) -> DeployReport:
+           max_pulses: int = 255, compensate: bool = True) -> DeployReport:
     """Map the model's weights to conductances and program them with
-    write-verify; read back, report the error per layer, and load the read-back
-    codes into the model so that its evaluation mode mirrors the chip.
-    configure=True first sends the model's parameter block (resets the chip)."""
+    write-verify (mapping.program_weights: the one tolerance unless given,
+    partner compensation of differential pairs); read back, report the error per
+    layer, and load the read-back codes into the model so that its evaluation
+    mode mirrors the chip. configure=True first sends the model's
+    parameter block (resets the chip; a tiled config sends its shape too)."""
     c = model.config
     if configure:
-        if c.params is None:
-            raise ConfigError("model config has no parameter block to configure the backend with")
-        backend.configure(c.params)
+        configure_chip(backend, c)
         model.reset_counters(0)
-    _check_backend(model, backend)
-    tol = c.tolerance if tolerance is None else int(tolerance)
-    targets = model.target_codes()
-    res = backend.program(targets, tolerance=tol, max_pulses=max_pulses)
-    got = backend.read_conductance(0, c.cells)
-    model.load_codes(got)
-    per = c.rows * c.cols
-    reports = []
-    for l, a in enumerate(model.arrays):
-        sl = slice(l * per, (l + 1) * per)
-        err = np.abs(got[sl].astype(np.int64) - targets[sl].astype(np.int64))
-        lo, hi = c.weight_range(l)
-        want = a.weight.detach().clamp(lo, hi)
-        have = a.decode(got[sl])[: a.in_features, : a.out_features].t()
-        werr = (have - want).abs()
-        reports.append(LayerReport(l, per, int(np.count_nonzero(res.failed[sl])), int(np.sum(res.pulses[sl], dtype=np.int64)),
-                                   float(err.mean()), int(err.max()), float(werr.pow(2).mean().sqrt()),
-                                   float(werr.max()), c.level_step / c.codes_per_unit))
-    return DeployReport(tuple(reports), tol, got)
+    rep = program_weights(backend, model.chip_weights(), config=c, tolerance=tolerance, max_pulses=max_pulses,
+                          compensate=compensate)
+    model.load_codes(rep.codes)
+    return rep
 
 
 # ---------------------------------------------------------------------------
@@ -515,11 +488,11 @@ class HardwareLoop:
         if deploy_first:
             deploy(model, backend)
         else:
-            _check_backend(model, backend)
+            check_backend(model.config, backend)
         self.sync()
 
     def sync(self) -> np.ndarray:
-        g = self.backend.read_conductance(0, self.model.config.cells)
+        g = self.backend.read_conductance()
         self.model.load_codes(g, sync_weights=True)
         return g
 
@@ -537,34 +510,22 @@ class HardwareLoop:
         loss = self.loss_fn(out, labels)
         self.opt.zero_grad()
         loss.backward()
-        before = [a.weight.detach().clone() for a in m.arrays]
+        before = [a.weight.detach().clone() for a in m._arrays]
         self.opt.step()
         if self.mode == "reprogram":
-            c = m.config
-            self.backend.program(m.target_codes(), tolerance=c.tolerance, max_pulses=255)
+            program_weights(self.backend, m.chip_weights(), config=m.config)
         else:
             self._pulse_update(before)
         self.sync()
         return float(loss.detach())
 
     def _pulse_update(self, before: list[torch.Tensor]) -> None:
+        """Each cell's pulses for its weight change (mapping.pulse_counts), applied one cell at a time."""
         m, c = self.model, self.model.config
-        g = self.backend.read_conductance(0, c.cells).astype(np.int64)
+        g = self.backend.read_conductance().astype(np.int64)
         per = c.rows * c.cols
-        step_w = c.level_step / c.codes_per_unit
-        for l, a in enumerate(m.arrays):
-            dw = torch.zeros(c.rows, c.neurons(l))
-            dw[: a.in_features, : a.out_features] = (a.weight.detach() - before[l]).t()
-            n = torch.clamp(torch.round(dw / step_w), -self.max_pulses, self.max_pulses).to(torch.int64).numpy()
-            base = l * per
-            for r, j in zip(*np.nonzero(n)):
-                k = int(n[r, j])
-                if c.diff[l]:
-                    plus, minus = base + r * c.cols + 2 * j, base + r * c.cols + 2 * j + 1
-                    # keep one cell of the pair near Gmin: depress the other side
-                    # while it has room, else potentiate this side
-                    up, down = (plus, minus) if k > 0 else (minus, plus)
-                    cell, pol = (down, -1) if g[down] > c.g_min + c.max_step else (up, 1)
-                else:
-                    cell, pol = base + r * c.cols + j, (1 if k > 0 else -1)
-                self.backend.pulse(int(cell), 1, pol, abs(k))
+        for l, a in enumerate(m._arrays):
+            dw = layer_weights(c, l, (a.weight.detach() - before[l]).double().numpy().T)
+            n = pulse_counts(c, l, g[l * per:(l + 1) * per], dw, self.max_pulses).ravel()
+            for cell in np.flatnonzero(n):
+                self.backend.pulse(int(l * per + cell), 1, int(np.sign(n[cell])), int(abs(n[cell])))
