@@ -117,7 +117,7 @@ def render(run: str | Path, *, data=None, backend=None) -> Path:
 img{{max-width:48%;margin:4px}}</style></head><body>
 <h1>{html.escape(result['mode'])}: {html.escape(result['app'])}</h1>
 <p>backend <b>{html.escape(result['backend'])}</b> (board {html.escape(str(result['board']))}, firmware {html.escape(str(result['firmware']))}),
-card <b>{html.escape(result['card'])}</b>, geometry {html.escape(result['geometry'])}, seed {cfg['config']['seed']}.</p>
+card <b>{html.escape(result['card'])}</b>, geometry {html.escape(result['geometry'])}, seed {result['seed']}.</p>
 <p>Test accuracy <b>{result['accuracy']:.4f}</b> on {result['test_samples']} samples
 (float baseline on the same features: {_f(result.get('baseline_accuracy'))}).
 Settings: {html.escape(json.dumps(result['settings']))}.</p>

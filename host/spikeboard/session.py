@@ -1,8 +1,11 @@
 """Training and inference sessions: a run folder per session, a journal that
 makes a session resumable, checkpoints of the chip, energy and a report.
+The chip comes through the one door (spikeboard.chip) and the training and
+evaluation through the one loop (spikeboard.loop); a session adds only what is
+its own around them.
 
 Run folder:
-  config.json      resolved configuration, versions, card hash
+  config.json      resolved configuration (with the chip spec), versions, card hash
   card.toml        the device card as used
   journal.jsonl    one line per applied sample and per checkpoint (fsynced)
   metrics.jsonl    one line per epoch (accuracy, counters of each phase)
@@ -26,20 +29,23 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from . import __version__, cards
-from ._hal import ffi, lib
-from .apps import get_app, prepare
+from . import __version__, cards, loop
+from ._hal import ffi
+from .apps import get_app
 from .apps.base import App, Prepared
-from .apps.run import decide, init_array, output_neurons
-from .backends import Backend, Counters, open_backend
+from .backends import Backend, Counters, TrainResult
+from .chip import ChipSpec, Layout, open_backend_for
 from .energy import energy_report
-from .errors import ConfigError, DeviceError, LinkError, SpikeboardError
+from .errors import ConfigError, LinkError, SpikeboardError
 from .link import BoardReset
 
 RUNS_DIR = Path("runs")
+T = TypeVar("T")
+_CHIP_FIELDS = tuple(f.name for f in dataclasses.fields(ChipSpec))
 
 
 @dataclass(frozen=True)
@@ -47,14 +53,8 @@ class SessionConfig:
     mode: str = "train"                  # train | infer
     app: str | None = "digits"
     data: str | None = None              # a lab's own data file instead of --app
-    backend: str = "model"
-    port: str | None = None
-    board: str = "netduinoplus2"
-    card: str = "spec"
-    geometry: str | None = None
-    seed: int = 0
-    stuck: float = 0.0
-    epochs: int | None = None            # None: the app's default
+    chip: ChipSpec = field(default_factory=ChipSpec)
+    epochs: int | None = None            # None: the app's default (loop.settings_for)
     rule: str | None = None
     target: int | None = None
     max_pulses: int | None = None
@@ -63,11 +63,96 @@ class SessionConfig:
     test_limit: int | None = None
     checkpoint_every: int = 100
     weights_run: str | None = None       # infer: the run whose weights to use
-    faults: str | None = None            # inject link faults, e.g. "corrupt=0.01,drop=0.005,seed=1"
     max_recoveries: int = 50             # board resets / lost links survived before giving up
 
-    def as_dict(self) -> dict:
+    @classmethod
+    def of(cls, **kw: Any) -> "SessionConfig":
+        """A config from flat keywords: ChipSpec's fields (backend, card, seed,
+        faults, ...) go into `chip`, the rest are the session's."""
+        chip = ChipSpec(**{k: kw.pop(k) for k in _CHIP_FIELDS if k in kw})
+        return cls(chip=chip, **kw)
+
+    @classmethod
+    def from_args(cls, args: Any, mode: str) -> "SessionConfig":
+        """A config from the CLI's chip and session option groups (commands/_options.py)."""
+        faults = getattr(args, "faults", None)
+        if faults:
+            from .faults import FaultSpec
+
+            if args.backend == "model":
+                raise ConfigError("link faults need a link: use --backend emulator or serial", field="--faults")
+            FaultSpec.parse(faults)          # a bad spec fails here, before a run folder exists
+        return cls(mode=mode, app=args.app, data=args.data, chip=ChipSpec.from_args(args),
+                   epochs=getattr(args, "epochs", None), rule=getattr(args, "rule", None),
+                   target=getattr(args, "target", None), max_pulses=getattr(args, "max_pulses", None),
+                   threshold=args.threshold, train_limit=args.train_limit, test_limit=args.test_limit,
+                   checkpoint_every=getattr(args, "checkpoint_every", 100),
+                   weights_run=getattr(args, "weights_run", None))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SessionConfig":
+        """Read back as_dict(); a run folder written before the chip spec was
+        nested (flat keys) reads the same."""
+        d = dict(d)
+        chip = d.pop("chip", None)
+        if chip is not None:
+            return cls(chip=ChipSpec(**chip), **d)
+        return cls.of(**d)
+
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def overrides(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "rule": self.rule, "target": self.target,
+                "max_pulses": self.max_pulses, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """What a session reports (result.json, `--json`)."""
+
+    run: str
+    mode: str
+    app: str
+    backend: str
+    board: str
+    firmware: str
+    card: str
+    geometry: str
+    layout: dict[str, Any]
+    seed: int
+    settings: dict[str, Any]
+    output_neurons: list[int]
+    accuracy: float
+    accuracy_per_epoch: list[float]
+    baseline_accuracy: float | None
+    test_samples: int
+    train_samples_applied: int
+    energy_fj: dict[str, float | None]
+    energy_total_fj: float
+    energy_per_inference_fj: dict[str, float | None]
+    energy_per_training_sample_fj: dict[str, float | None] | None
+    tops_per_w: dict[str, float | None]
+    fj_per_op: dict[str, float | None]
+    op_definitions: dict[str, str]
+    counters: dict[str, int]
+    link: dict[str, Any] | None
+    board_resets: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def text(self) -> str:
+        e = self.energy_per_inference_fj
+        base = self.baseline_accuracy
+        return "\n".join([
+            f"{self.mode} {self.app} on {self.backend} ({self.card}, {self.geometry}): accuracy {self.accuracy:.4f}"
+            + (f", float baseline {base:.4f}" if base is not None else ""),
+            f"layout: {self.layout['text']}",
+            "energy per inference (fJ): " + ", ".join(f"{k} {v:.1f}" for k, v in e.items() if v is not None),
+            "TOPS/W: " + ", ".join(f"{k} {v:.1f}" if v else f"{k} n/a" for k, v in self.tops_per_w.items()),
+            f"run folder: {self.run} (report.html)"])
 
 
 @dataclass
@@ -81,7 +166,7 @@ class Progress:
     done: int = 0
     last_line: float = 0.0
 
-    def update(self, n: int = 1, **info) -> None:
+    def update(self, n: int = 1, **info: Any) -> None:
         self.done += n
         if self.quiet:
             return
@@ -103,47 +188,144 @@ class Progress:
                   file=sys.stderr, flush=True)
 
 
+class _SessionLoop(loop.TrainingLoop):
+    """The one training loop with the session's hooks: journal every applied
+    sample, skip what a resumed run applied, checkpoint, recover."""
+
+    def __init__(self, s: "Session", journal: list[dict[str, Any]], metrics: list[dict[str, Any]]):
+        super().__init__(s.b, s.data, s.neurons, s.settings, s.cfg.chip.seed)
+        self.s = s
+        samples = [r for r in journal if r.get("type") == "sample"]
+        self._done = {(r["epoch"], r["pos"]) for r in samples}
+        self.applied = len(samples)
+        self.metrics = metrics
+        self.prog = Progress(len(s.data.y_train) * s.settings.epochs, "train", s.quiet)
+        self.prog.done = len(self._done)
+        self._seen = self._correct = 0
+        self._link0: dict[str, int] | None = None
+
+    def guard(self, fn: Callable[[], T]) -> T:
+        return self.s._guard(fn)
+
+    def done(self, epoch: int, pos: int) -> bool:
+        return (epoch, pos) in self._done
+
+    def epoch_done(self, epoch: int) -> bool:
+        n = len(self.data.y_train)
+        if all((epoch, k) in self._done for k in range(n)) and any(m["epoch"] == epoch for m in self.metrics):
+            return True
+        self._link0 = self.s._link_stats()
+        self._seen = self._correct = 0
+        return False
+
+    def chunk_limit(self, steps: int) -> int:
+        # an after_sample hook acts between samples on the board (tests reset it there): one per request
+        return 1 if self.s.hooks.get("after_sample") else super().chunk_limit(steps)
+
+    def checkpoint_due(self, applied: int) -> bool:
+        return applied % self.s.cfg.checkpoint_every == 0
+
+    def checkpoint(self, applied: int, record: loop.EpochRecord | None = None) -> None:
+        self.s._checkpoint(applied, record.as_dict() if record is not None else None)
+
+    def counters(self) -> Counters:
+        return self.s._counters(self.applied)
+
+    def on_sample(self, epoch: int, pos: int, index: int, result: TrainResult) -> None:
+        d = self.data
+        self.s._append("journal.jsonl", {"type": "sample", "epoch": epoch, "pos": pos, "index": index,
+                                         "sample_id": loop.sample_id(epoch, len(d.y_train), pos),
+                                         "label": int(d.y_train[index]), "predicted": int(result.predicted),
+                                         "pulses": int(result.pulses)})
+        self._seen += 1
+        self._correct += int(result.predicted == self.neurons[d.y_train[index]])
+        if self.s.hooks.get("after_sample"):
+            self.s.hooks["after_sample"](self.s, self.applied)
+        self.prog.update(1, acc=f"{self._correct / self._seen:.3f}")
+
+    def evaluation(self, epoch: int) -> loop.Evaluation:
+        return self.s._evaluate(f"epoch {epoch}")
+
+    def on_epoch(self, record: loop.EpochRecord) -> loop.EpochRecord:
+        rec = record.as_dict()
+        l1 = self.s._link_stats()
+        if l1 is not None and self._link0 is not None:   # how the link fared (the only field a noisy line changes)
+            rec["link"] = {k: l1[k] - self._link0[k] for k in l1}
+        self.metrics.append(rec)
+        self.s._append("metrics.jsonl", rec)
+        self.s.log(f"epoch {record.epoch}: test accuracy {record.test_accuracy:.4f}")
+        return record
+
+
 class Session:
-    def __init__(self, cfg: SessionConfig, run_dir: Path, *, quiet: bool = False, hooks=None):
+    def __init__(self, cfg: SessionConfig, run_dir: Path, *, quiet: bool = False,
+                 hooks: dict[str, Callable[..., Any]] | None = None):
         self.cfg = cfg
         self.dir = Path(run_dir)
         self.quiet = quiet
         self.hooks = hooks or {}
         self.backend: Backend | None = None
-        self._log = None
-        self.resets: list[dict] = []       # board resets the session recovered from
+        self.resets: list[dict[str, Any]] = []       # board resets the session recovered from
         self.recoveries = 0
         self._virtual = True
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    def create(cls, cfg: SessionConfig, run_dir: str | Path | None = None, **kw) -> "Session":
+    def create(cls, cfg: SessionConfig, run_dir: str | Path | None = None, **kw: Any) -> "Session":
         if cfg.app is None and cfg.data is None:
             raise ConfigError("give --app NAME or --data FILE")
         if run_dir is None:
-            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.mode}-{cfg.app or Path(cfg.data).stem}-{cfg.backend}"
-            run_dir = RUNS_DIR / name
+            what = cfg.app or Path(cfg.data or "data").stem
+            run_dir = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.mode}-{what}-{cfg.chip.backend}"
         run_dir = Path(run_dir)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(f"{run_dir}: run folder exists and is not empty (use --resume {run_dir})")
         run_dir.mkdir(parents=True, exist_ok=True)
-        card = cards.load(cfg.card)
+        card = cards.load(cfg.chip.card)
         (run_dir / "card.toml").write_text(card.text)
         (run_dir / "config.json").write_text(json.dumps({"config": cfg.as_dict(), "versions": {
             "spikeboard": __version__, "python": sys.version.split()[0], "numpy": np.__version__},
             "card": {"name": card.name, "sha256_16": card.hash}}, indent=2))
         return cls(cfg, run_dir, **kw)
 
+    @staticmethod
+    def check(cfg: SessionConfig, out: str | Path | None) -> None:
+        """Every input of a new session checked before its run folder is created,
+        so bad input leaves nothing behind (and a rerun with the same --out works):
+        the run folder, the card compiled for the app on the geometry and layout,
+        the application or data file (loaded and validated; classes against the
+        layout's output neurons) and, for infer --run, the folder the weights
+        come from."""
+        if out is not None:
+            o = Path(out)
+            if o.exists() and not o.is_dir():
+                raise ConfigError("exists and is not a folder", field=f"--out {o}")
+            if o.is_dir() and any(o.iterdir()):
+                raise ConfigError(f"run folder exists and is not empty (use --resume {o})", file=o)
+        if cfg.weights_run is not None:
+            w = Path(cfg.weights_run)
+            if not w.is_dir():
+                raise ConfigError("no such run folder", field=f"--run {w}")
+            if not (w / "final.img").exists() and not (w / "conductance.npy").exists():
+                raise ConfigError("no final.img or conductance.npy to take weights from", file=w)
+        s = Session(cfg, Path("."))
+        app = s.app()
+        _card, _params, layout, _st = loop.app_chip(cfg.chip, app, **cfg.overrides())
+        if cfg.data is not None:    # built-in data sets are known good; a lab's file is read now
+            ds = app.load(cfg.chip.seed)
+            if ds.classes > layout.neurons:
+                raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, the array's "
+                                  f"last layer has {layout.neurons} ({layout.describe()})", file=cfg.data, field="y")
+
     @classmethod
-    def open(cls, run_dir: str | Path, **kw) -> "Session":
+    def open(cls, run_dir: str | Path, **kw: Any) -> "Session":
         run_dir = Path(run_dir)
         cfg_file = run_dir / "config.json"
         if not cfg_file.exists():
             raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
         try:
-            c = json.loads(cfg_file.read_text())["config"]
-            c["card"] = str(run_dir / "card.toml")
-            cfg = SessionConfig(**c)
+            cfg = SessionConfig.from_dict(json.loads(cfg_file.read_text())["config"])
+            cfg = dataclasses.replace(cfg, chip=dataclasses.replace(cfg.chip, card=str(run_dir / "card.toml")))
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{cfg_file}: unreadable ({e})") from None
         return cls(cfg, run_dir, **kw)
@@ -153,7 +335,7 @@ class Session:
             from .apps.builtin import user_app
 
             return user_app(self.cfg.data)
-        return get_app(self.cfg.app)
+        return get_app(self.cfg.app or "")
 
     def log(self, msg: str) -> None:
         with open(self.dir / "log.txt", "a") as f:
@@ -161,55 +343,41 @@ class Session:
         if not self.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    def _settings(self, app: App) -> dict:
-        c = self.cfg
-        return {"epochs": c.epochs if c.epochs is not None else app.epochs,
-                "rule": c.rule or app.rule,
-                "target": c.target if c.target is not None else app.target,
-                "max_pulses": c.max_pulses if c.max_pulses is not None else app.max_pulses,
-                "threshold": c.threshold if c.threshold is not None else app.threshold}
-
-    def _params(self, app: App):
-        card = cards.load(self.cfg.card)
-        neuron = {"threshold": self._settings(app)["threshold"]}
-        if app.v_min is not None:
-            neuron["v_min"] = app.v_min
-        return cards.compile_card(card, self.cfg.geometry, seed=self.cfg.seed, stuck=self.cfg.stuck, neuron=neuron)
-
-    def _prepare(self, app: App, params) -> Prepared:
-        neurons = lib.sb_params_neurons(params, params.layers - 1)
-        return prepare(app, params.rows, self.cfg.seed, train_limit=self.cfg.train_limit,
-                       test_limit=self.cfg.test_limit, neurons=neurons)
+    @property
+    def b(self) -> Backend:
+        if self.backend is None:
+            raise SpikeboardError("session: no backend open (run() opens it)")
+        return self.backend
 
     # ------------------------------------------------------------------ journal
-    def _journal(self) -> list[dict]:
+    def _journal(self) -> list[dict[str, Any]]:
         f = self.dir / "journal.jsonl"
         if not f.exists():
             return []
+        lines = f.read_text().splitlines()
         out = []
-        for ln, line in enumerate(f.read_text().splitlines(), start=1):
+        for ln, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 out.append(json.loads(line))
             except ValueError:
-                # a line cut by a crash mid-write is the last one: drop it
-                if ln == len(f.read_text().splitlines()):
+                if ln == len(lines):    # a line cut by a crash mid-write is the last one: drop it
                     break
                 raise ConfigError(f"{f}: line {ln}: corrupted journal") from None
         return out
 
-    def _append(self, name: str, rec: dict) -> None:
+    def _append(self, name: str, rec: dict[str, Any]) -> None:
         with open(self.dir / name, "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
-    def _checkpoint(self, applied: int, metrics: dict | None = None) -> None:
+    def _checkpoint(self, applied: int, metrics: dict[str, Any] | None = None) -> None:
         extra = {"metrics": metrics} if metrics is not None else {}
         if self._virtual:
             self._counters(applied)       # the image must be this session's state
-        img = self.backend.read_image()
+        img = self.b.read_image()
         if img is None:
             self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": None, **extra})
             return
@@ -222,30 +390,28 @@ class Session:
         self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": path.name, **extra})
 
     # ------------------------------------------------------------------ run
-    def run(self, *, resume: bool = False) -> dict:
+    def run(self, *, resume: bool = False) -> SessionResult:
         app = self.app()
-        params = self._params(app)
-        st = self._settings(app)
-        self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.backend}, card "
-                 f"{Path(self.cfg.card).stem}, {params.rows}x{params.cols}x{params.layers}, seed {self.cfg.seed}")
-        data = self._prepare(app, params)
+        card, params, layout, st = loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
+        self.card, self.params, self.layout, self.settings = card, params, layout, st
+        self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.chip.backend}, card "
+                 f"{Path(self.cfg.chip.card).stem}, {layout.describe()}, seed {self.cfg.chip.seed}")
+        data = loop.prepare_app(app, layout, self.cfg.chip.seed, train_limit=self.cfg.train_limit,
+                                test_limit=self.cfg.test_limit)
+        self.data = data
         self.log(f"data: {len(data.y_train)} train / {len(data.y_test)} test samples, {data.feature_info}; "
                  f"float baseline {data.baseline_accuracy if data.baseline_accuracy is not None else 'n/a'}")
-        self.backend = open_backend(self.cfg.backend, port=self.cfg.port, board=self.cfg.board,
-                                    faults=self.cfg.faults)
-        if self.cfg.faults:
-            self.log(f"link faults injected: {self.backend.faults.spec}")
-        self._params, self._data, self._st = params, data, st
+        self.backend = open_backend_for(self.cfg.chip)
+        if self.cfg.chip.faults:
+            self.log(f"link faults injected: {getattr(self.backend, 'faults').spec}")
         self.neurons = self._output_map(data.classes, resume)
         try:
-            info = self._connect(params, resume)
+            info = self._connect(resume)
             if self.cfg.mode == "train":
-                result = self._train(app, data, params, st, info, resume)
-            else:
-                result = self._infer(app, data, params, info)
-            return result
+                return self._train(app, info, resume)
+            return self._infer(app, info)
         finally:
-            self.backend.close()
+            self.b.close()
 
     def _output_map(self, classes: int, resume: bool) -> np.ndarray:
         """Output neuron of each class: a resumed run's from its journal, an
@@ -267,41 +433,41 @@ class Session:
                               f"(run folder of another application?)")
         return n
 
-    def _connect(self, params, resume: bool):
-        b = self.backend
+    def _connect(self, resume: bool) -> Any:
+        b = self.b
         journal = self._journal() if resume else []
         applied = sum(1 for r in journal if r.get("type") == "sample")
         info = b.info()
         self._virtual = info.virtual
-        if info.reset_reason == 1:
+        if info.reset_reason_name == "watchdog":
             self.log("warning: board reset by watchdog before this session (its last reset)")
         intact = resume and self._intact(info, applied)
         if not intact:
             if resume and applied:
                 self._rebuild()
             else:
-                b.configure(params)
+                b.configure(self.params)
             info = b.info()
         elif resume:
             self.log(f"resume: board still holds the session ({applied} samples applied)")
         return info
 
-    def _intact(self, info, applied: int) -> bool:
+    def _intact(self, info: Any, applied: int) -> bool:
         """Does the board still hold this session's state (configuration, and
         on a virtual chip the count of applied samples)?"""
-        want_hash = zlib.crc32(cards.params_bytes(self._params))
+        want_hash = zlib.crc32(cards.params_bytes(self.params))
         if not (info.configured and info.card_hash == want_hash):
             return False
-        self.backend.params = ffi.new("sb_params_t *", self._params[0])
-        return not self._virtual or self.backend.counters().samples == applied
+        self.b.params = ffi.new("sb_params_t *", self.params[0])
+        return not self._virtual or self.b.counters().samples == applied
 
     def _rebuild(self) -> None:
         """The board lost the session: configure it again; a virtual chip gets
         the last checkpoint back and the samples journaled after it are applied
         again, with their sample ids, so the state equals an uninterrupted run's.
         A real chip kept its synapses: nothing is applied twice."""
-        b, st, data = self.backend, self._st, self._data
-        b.configure(self._params)
+        b, st, data = self.b, self.settings, self.data
+        b.configure(self.params)
         journal = self._journal()
         samples = [r for r in journal if r.get("type") == "sample"]
         if not self._virtual:
@@ -321,25 +487,24 @@ class Session:
         todo = samples[start:]
         b.train_batch([data.x_train[r["index"]] for r in todo],
                       [int(self.neurons[data.y_train[r["index"]]]) for r in todo],
-                      [r["sample_id"] for r in todo], rule=st["rule"], target=st["target"],
-                      max_pulses=st["max_pulses"])
-        if samples[start:]:
-            self.log(f"resume: re-applied {len(samples) - start} journaled samples to the restored chip")
+                      [r["sample_id"] for r in todo], rule=st.rule, target=st.target, max_pulses=st.max_pulses)
+        if todo:
+            self.log(f"resume: re-applied {len(todo)} journaled samples to the restored chip")
 
     # ------------------------------------------------------------------ recovery
-    def _guard(self, fn, *args):
+    def _guard(self, fn: Callable[[], T]) -> T:
         """Run one step of the session against the board; if the board resets
         or the link is lost meanwhile, recover (reconnect, restore, replay) and
         run the step again. A step is a single sample, a checkpoint, or a whole
         evaluation: nothing in it is journaled until it has completed."""
         while True:
             try:
-                return fn(*args)
+                return fn()
             except (BoardReset, LinkError) as e:
                 self._recover(e)
 
     def _recover(self, err: Exception) -> None:
-        b = self.backend
+        b = self.b
         while True:
             self.recoveries += 1
             if self.recoveries > self.cfg.max_recoveries:
@@ -372,23 +537,18 @@ class Session:
     def _counters(self, applied: int) -> Counters:
         """Counters, checked against the journal: a virtual chip that counts
         other than `applied` samples is not this session's any more."""
-        c = self.backend.counters()
+        c = self.b.counters()
         if self._virtual and c.samples != applied:
             raise BoardReset(f"the board counts {c.samples} applied samples, the journal {applied}")
         return c
 
-    def _link_stats(self) -> dict | None:
+    def _link_stats(self) -> dict[str, Any] | None:
         link = getattr(self.backend, "link", None)
         return link.stats.as_dict() if link is not None else None
 
-    def _train(self, app: App, data: Prepared, params, st: dict, info, resume: bool) -> dict:
-        b = self.backend
+    def _train(self, app: App, info: Any, resume: bool) -> SessionResult:
         journal = self._journal() if resume else []
-        done = {(r["epoch"], r["pos"]) for r in journal if r.get("type") == "sample"}
-        samples = [r for r in journal if r.get("type") == "sample"]
-        N = len(data.y_train)
-        epochs = st["epochs"]
-        metrics = [json.loads(l) for l in (self.dir / "metrics.jsonl").read_text().splitlines()] \
+        metrics = [json.loads(ln) for ln in (self.dir / "metrics.jsonl").read_text().splitlines()] \
             if resume and (self.dir / "metrics.jsonl").exists() else []
         # an epoch's record rides with its end checkpoint: one cut between the two is made good here
         for r in journal:
@@ -396,122 +556,51 @@ class Session:
             if r.get("type") == "checkpoint" and m and not any(x["epoch"] == m["epoch"] for x in metrics):
                 metrics.append(m)
                 self._append("metrics.jsonl", m)
-        prog = Progress(N * epochs, "train", self.quiet)
-        prog.done = len(done)
-        applied = len(samples)
         if not resume or not any(r.get("type") == "checkpoint" for r in journal):
-            self._guard(self._init_phase, params)
-        for epoch in range(epochs):
-            order = np.random.default_rng([self.cfg.seed, epoch, 0x7A]).permutation(N)
-            if all((epoch, k) in done for k in range(N)) and any(m["epoch"] == epoch for m in metrics):
-                continue
-            l0 = self._link_stats()
-            c0 = self._guard(self._counters, applied)
-            correct = seen = 0
-            pos = 0
-            while pos < N:
-                if (epoch, pos) in done:
-                    pos += 1
-                    continue
-                # a chunk: the next samples, as many as one request carries on this link, never
-                # across a checkpoint or the epoch's end. An after_sample hook acts between
-                # samples on the board (tests reset it there), so with one each goes alone.
-                limit = 1 if self.hooks.get("after_sample") else max(1, b.train_chunk(
-                    int(data.x_train[int(order[pos])].shape[0]), st["rule"], st["max_pulses"]))
-                chunk = []
-                while pos < N and len(chunk) < limit and (epoch, pos) not in done:
-                    chunk.append(pos)
-                    pos += 1
-                    if (applied + len(chunk)) % self.cfg.checkpoint_every == 0:
-                        break
-                idx = [int(order[q]) for q in chunk]
-                rs = self._guard(lambda: self.backend.train_batch(
-                    [data.x_train[i] for i in idx], [int(self.neurons[data.y_train[i]]) for i in idx],
-                    [epoch * N + q for q in chunk], rule=st["rule"], target=st["target"],
-                    max_pulses=st["max_pulses"]))
-                for q, i, r in zip(chunk, idx, rs):
-                    self._append("journal.jsonl", {"type": "sample", "epoch": epoch, "pos": q, "index": i,
-                                                   "sample_id": epoch * N + q, "label": int(data.y_train[i]),
-                                                   "predicted": int(r.predicted), "pulses": int(r.pulses)})
-                    applied += 1
-                    seen += 1
-                    correct += int(r.predicted == self.neurons[data.y_train[i]])
-                    if self.hooks.get("after_sample"):
-                        self.hooks["after_sample"](self, applied)
-                    prog.update(1, acc=f"{correct / seen:.3f}")
-                if applied % self.cfg.checkpoint_every == 0:
-                    self._guard(self._checkpoint, applied)
+            self._guard(self._init_phase)
+        _SessionLoop(self, journal, metrics).run()
+        return self._guard(lambda: self._finish(app, metrics, info))
 
-            def epoch_end():
-                c1 = self._counters(applied)
-                acc, c2 = self._evaluate(data, "epoch %d" % epoch)
-                rec = {"epoch": epoch, "train_running_accuracy": correct / seen if seen else None,
-                       "test_accuracy": acc, "train_counters": (c1 - c0).as_dict(),
-                       "eval_counters": (c2 - c1).as_dict(), "train_samples": seen}
-                self._checkpoint(applied, metrics=rec)
-                return rec
-
-            rec = self._guard(epoch_end)
-            l1 = self._link_stats()
-            if l1 is not None:   # how the link fared this epoch (the only field a noisy line changes)
-                rec = {**rec, "link": {k: l1[k] - l0[k] for k in l1}}
-            metrics.append(rec)
-            self._append("metrics.jsonl", rec)
-            self.log(f"epoch {epoch}: test accuracy {rec['test_accuracy']:.4f}")
-        return self._guard(self._finish, app, data, params, st, metrics, info)
-
-    def _init_phase(self, params) -> None:
+    def _init_phase(self) -> None:
         """Yield scan and class -> output neuron map (journaled, so a resumed
         run keeps it), then the array's starting weights, then checkpoint 0."""
-        self.neurons = output_neurons(self.backend, self._data.classes)
+        self.neurons = loop.output_neurons(self.b, self.data.classes)
         self._append("journal.jsonl", {"type": "neurons", "neurons": self.neurons.tolist()})
         self.log(f"yield scan: classes on output neurons {self.neurons.tolist()}")
-        init_array(self.backend, self.cfg.seed)
+        loop.init_array(self.b, self.cfg.chip.seed)
         self._checkpoint(0)
 
-    def _evaluate(self, data: Prepared, label: str) -> tuple[float, Counters]:
-        b = self.backend
-        # as many samples per request as the backend takes (INFER_BATCH over a link,
-        # a C loop on the model): the same bits as one INFER each; the progress
-        # display moves one chunk at a time
-        n = len(data.y_test)
-        pred = np.zeros(n, np.int64)
-        prog = Progress(n, f"test ({label})", self.quiet)
-        k = 0
-        while k < n:
-            m = min(n - k, max(1, b.infer_chunk(int(data.x_test.shape[1]))))
-            f, v = b.infer_batch(data.x_test[k:k + m])
-            pred[k:k + m] = decide(f, v, self.neurons, b.params.v_th)
-            prog.update(m)
-            k += m
-        np.save(self.dir / "predictions.npy", pred)
-        return float((pred == data.y_test).mean()), b.counters()
+    def _evaluate(self, label: str) -> loop.Evaluation:
+        prog = Progress(len(self.data.y_test), f"test ({label})", self.quiet)
+        ev = loop.evaluate(self.b, self.data, self.neurons, prog.update)
+        np.save(self.dir / "predictions.npy", ev.predictions)
+        return ev
 
-    def _infer(self, app: App, data: Prepared, params, info) -> dict:
-        b = self.backend
+    def _infer(self, app: App, info: Any) -> SessionResult:
+        b = self.b
         if self.cfg.weights_run:
             src = Path(self.cfg.weights_run)
             img = src / "final.img"
             g = src / "conductance.npy"
             if info.virtual and img.exists():
                 b.write_image(img.read_bytes())
-                b.counters(clear=True)
                 self.log(f"weights: device image of {src}")
             elif g.exists():
-                t = np.load(g).ravel()
-                r = b.program(t, tolerance=max(1, (params.g_max - params.g_min) // 200), max_pulses=255)
+                from .mapping import write_tolerance
+
+                r = b.program(np.load(g).ravel(), tolerance=write_tolerance(b.params), max_pulses=255)
                 self.log(f"weights: programmed {src}/conductance.npy with write-verify, "
                          f"{int(r.failed.sum())} cells failed")
-                b.counters(clear=True)
             else:
                 raise ConfigError(f"{src}: no final.img or conductance.npy to take weights from")
-        c0 = b.counters()
-        acc, c1 = self._evaluate(data, "infer")
-        rec = {"epoch": None, "test_accuracy": acc, "eval_counters": (c1 - c0).as_dict(), "train_counters": None}
+            b.counters(clear=True)
+        ev = self._evaluate("infer")
+        rec = {"epoch": None, "test_accuracy": ev.accuracy, "eval_counters": ev.counters.as_dict(),
+               "train_counters": None}
         self._append("metrics.jsonl", rec)
-        return self._finish(app, data, params, self._settings(app), [rec], info)
+        return self._finish(app, [rec], info)
 
-    def _link_report(self) -> dict | None:
+    def _link_report(self) -> dict[str, Any] | None:
         """Link statistics of the whole session (the last process's, on resume)
         and what a fault plan injected."""
         st = self._link_stats()
@@ -521,55 +610,40 @@ class Session:
         return {"stats": st, "faults": str(inj.spec) if inj is not None else None,
                 "injected": inj.stats.as_dict() if inj is not None else None}
 
-    def _finish(self, app: App, data: Prepared, params, st: dict, metrics: list[dict], info) -> dict:
-        b = self.backend
-        g = b.read_conductance().reshape(params.layers, params.rows, params.cols)
+    def _finish(self, app: App, metrics: list[dict[str, Any]], info: Any) -> SessionResult:
+        b, data, params = self.b, self.data, self.params
+        g = b.read_conductance().reshape(params.layers, *b.layer_shape)
         np.save(self.dir / "conductance.npy", g)
         img = b.read_image()
         if img is not None:
             (self.dir / "final.img").write_bytes(img)
         total = b.counters()
         (self.dir / "counters.json").write_text(json.dumps(total.as_dict(), indent=2))
-        train_c = _sum_counters([m["train_counters"] for m in metrics if m.get("train_counters")])
+        train_c = loop.sum_counters([Counters(**m["train_counters"]) for m in metrics if m.get("train_counters")])
         eval_c = Counters(**metrics[-1]["eval_counters"])
         e_total = energy_report(params, total)
         e_infer = energy_report(params, eval_c)
         e_train = energy_report(params, train_c) if train_c else None
         n_test = len(data.y_test)
         n_train = sum(m.get("train_samples", 0) for m in metrics if m.get("train_counters"))
-        result = {
-            "run": str(self.dir),
-            "mode": self.cfg.mode,
-            "app": app.name,
-            "backend": self.cfg.backend,
-            "board": info.board,
-            "firmware": info.firmware,
-            "card": Path(self.cfg.card).stem,
-            "geometry": f"{params.rows}x{params.cols}x{params.layers}",
-            "settings": st,
-            "output_neurons": self.neurons.tolist(),
-            "accuracy": metrics[-1]["test_accuracy"],
-            "accuracy_per_epoch": [m["test_accuracy"] for m in metrics],
-            "baseline_accuracy": data.baseline_accuracy,
-            "test_samples": n_test,
-            "train_samples_applied": n_train,
-            "energy_fj": e_total.energy_fj,
-            "energy_total_fj": e_total.total_fj,
-            "energy_per_inference_fj": {k: (v / n_test if v is not None else None)
-                                        for k, v in e_infer.energy_fj.items()},
-            "energy_per_training_sample_fj": ({k: (v / n_train if v is not None else None)
-                                               for k, v in e_train.energy_fj.items()} if e_train and n_train else None),
-            "tops_per_w": e_infer.tops_per_w,
-            "fj_per_op": e_infer.fj_per_op,
-            "op_definitions": e_infer.op_definitions,
-            "counters": total.as_dict(),
-            "link": self._link_report(),
-            "board_resets": {"count": len(self.resets), "events": self.resets,
-                             "reset_reason_at_start": info.reset_reason_name},
-        }
+        result = SessionResult(
+            run=str(self.dir), mode=self.cfg.mode, app=app.name, backend=self.cfg.chip.backend, board=info.board,
+            firmware=info.firmware, card=Path(self.cfg.chip.card).stem, geometry=f"{params.rows}x{params.cols}x{params.layers}",
+            layout=self.layout.as_dict(), seed=self.cfg.chip.seed, settings=self.settings.as_dict(),
+            output_neurons=self.neurons.tolist(), accuracy=metrics[-1]["test_accuracy"],
+            accuracy_per_epoch=[m["test_accuracy"] for m in metrics], baseline_accuracy=data.baseline_accuracy,
+            test_samples=n_test, train_samples_applied=n_train, energy_fj=e_total.energy_fj,
+            energy_total_fj=e_total.total_fj,
+            energy_per_inference_fj={k: (v / n_test if v is not None else None) for k, v in e_infer.energy_fj.items()},
+            energy_per_training_sample_fj=({k: (v / n_train if v is not None else None)
+                                            for k, v in e_train.energy_fj.items()} if e_train and n_train else None),
+            tops_per_w=e_infer.tops_per_w, fj_per_op=e_infer.fj_per_op, op_definitions=e_infer.op_definitions,
+            counters=total.as_dict(), link=self._link_report(),
+            board_resets={"count": len(self.resets), "events": self.resets,
+                          "reset_reason_at_start": info.reset_reason_name})
         (self.dir / "energy.json").write_text(json.dumps({"total": e_total.as_dict(), "inference": e_infer.as_dict(),
                                                           "training": e_train.as_dict() if e_train else None}, indent=2))
-        (self.dir / "result.json").write_text(json.dumps(result, indent=2))
+        (self.dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
         try:
             from .report import render
 
@@ -578,13 +652,6 @@ class Session:
             raise
         except ImportError as e:  # matplotlib missing: the run is complete without figures
             self.log(f"report: figures skipped ({e})")
-        self.log(f"done: accuracy {result['accuracy']:.4f} (float baseline "
+        self.log(f"done: accuracy {result.accuracy:.4f} (float baseline "
                  f"{data.baseline_accuracy if data.baseline_accuracy is not None else 'n/a'}); run folder {self.dir}")
         return result
-
-
-def _sum_counters(dicts: list[dict]) -> Counters | None:
-    if not dicts:
-        return None
-    keys = dicts[0].keys()
-    return Counters(**{k: sum(d[k] for d in dicts) for k in keys})

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._hal import ffi, lib
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..tiles import Tiling
 
 
 @dataclass(frozen=True)
@@ -89,36 +93,46 @@ class Backend(ABC):
     """A chip behind a controller. Arrays in, arrays out; no per-step Python."""
 
     name = "abstract"
-    params = None  # the configured sb_params_t
+    params: Any = None  # the configured sb_params_t (a cffi struct): a tiled layer's is one tile's
+    _tiling: Tiling | None = None   # the layer's tiles when configured with a larger shape (model backend)
 
     # -- configuration ---------------------------------------------------
     @abstractmethod
-    def configure(self, params) -> int:
-        """Send a compiled parameter block; returns the card hash (CRC-32)."""
+    def configure(self, params, *, shape: tuple[int, int] | None = None) -> int:
+        """Send a compiled parameter block; returns the card hash (CRC-32).
+        shape: the logical (rows, cols) of a one-layer chip, None: the array
+        itself; the model lays a larger shape over a grid of tiles."""
 
     @abstractmethod
     def info(self) -> BoardInfo: ...
 
     @property
     def rows(self) -> int:
-        return self._p().rows
+        """Logical inputs (pre-neurons of the first layer)."""
+        return self.layer_shape[0]
 
     @property
     def cells(self) -> int:
-        p = self._p()
-        return p.rows * p.cols * p.layers
+        """Logical cells: row-major over a tiled layer, layer after layer on one array."""
+        p, t = self._p(), self._tiling
+        return t.rows * t.cols if t else p.rows * p.cols * p.layers
 
     @property
     def layer_shape(self) -> tuple[int, int]:
-        """(rows, cols) of the last layer's array: what a one-layer mapping programs
-        (spikeboard.tiles.TiledArray answers with its logical layer)."""
-        p = self._p()
-        return p.rows, p.cols
+        """Logical (rows, cols) of the last layer: what a one-layer mapping programs."""
+        p, t = self._p(), self._tiling
+        return (t.rows, t.cols) if t else (p.rows, p.cols)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Tiles down and across the layer: (1, 1) for one array."""
+        self._p()
+        return self._tiling.grid if self._tiling else (1, 1)
 
     def neurons(self, layer: int = -1) -> int:
-        p = self._p()
-        layer = layer % p.layers
-        return lib.sb_params_neurons(p, layer)
+        """Logical neurons of a layer (of the last by default)."""
+        p, t = self._p(), self._tiling
+        return t.neurons if t else lib.sb_params_neurons(p, layer % p.layers)
 
     def _p(self):
         if self.params is None:
@@ -198,6 +212,9 @@ class Backend(ABC):
     def close(self) -> None:
         pass
 
+    def reconnect(self) -> None:
+        """Reopen the link to the board after a fault; in process there is none to reopen."""
+
     def __enter__(self):
         return self
 
@@ -208,8 +225,8 @@ class Backend(ABC):
     def _check_spikes(self, spikes) -> np.ndarray:
         p = self._p()
         x = np.asarray(spikes)
-        if x.ndim != 2 or x.shape[1] != p.rows:
-            raise ConfigError(f"input spikes: expected shape (steps, {p.rows}), got {x.shape}")
+        if x.ndim != 2 or x.shape[1] != self.rows:
+            raise ConfigError(f"input spikes: expected shape (steps, {self.rows}), got {x.shape}")
         if x.shape[0] < 1 or x.shape[0] > 65535:
             raise ConfigError(f"input spikes: {x.shape[0]} steps, need 1..65535")
         if x.size and (x.min() < 0 or x.max() > p.pre_levels):
@@ -234,21 +251,20 @@ class Backend(ABC):
         return [(self._check_train(x, y, rule), y, i) for x, y, i in zip(samples, labels, sample_ids)]
 
     def _check_batch(self, spikes) -> np.ndarray:
+        p = self._p()
         x = np.asarray(spikes)
-        if x.ndim != 3:
-            raise ConfigError(f"input batch: expected shape (batch, steps, rows), got {x.shape}")
+        if x.ndim != 3 or x.shape[2] != self.rows:
+            raise ConfigError(f"input batch: expected shape (batch, steps, {self.rows}), got {x.shape}")
         for i in range(min(1, len(x))):
             self._check_spikes(x[i])
-        p = self._p()
-        if x.shape[2] != p.rows:
-            raise ConfigError(f"input batch: expected {p.rows} rows, got {x.shape[2]}")
         if x.size and (x.min() < 0 or x.max() > p.pre_levels):
             raise ConfigError(f"input batch: levels must be 0..{p.pre_levels}")
         return np.ascontiguousarray(x, dtype=np.uint8)
 
     def _check_cells(self, first: int, n: int) -> None:
         if first < 0 or n < 0 or first + n > self.cells:
-            raise ConfigError(f"cells {first}..{first + n - 1} out of the array (0..{self.cells - 1})")
+            raise ConfigError(f"cells {first}..{first + n - 1} out of the "
+                              f"{'layer' if self._tiling else 'array'} (0..{self.cells - 1})")
 
 
 def masks_to_spikes(masks: np.ndarray, neurons: int) -> np.ndarray:

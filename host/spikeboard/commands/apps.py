@@ -5,16 +5,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
+
+from ..apps.run import AppRun
+from ..chip import LAYOUTS, ChipSpec
 
 REPORT_CMD = "spikeboard apps report"
 GEOMS = ("32x32", "16x16x3")
 CARDS = ("spec", "rram-nonlinear", "ecram-linear")
 APPS = ("digits", "spoken-digits", "activity", "breast-cancer")
 SEEDS = (0, 1, 2)
-# 16x16x3: every layer trains on the chip (direct feedback alignment); the
-# single-ended hidden layers need a lower threshold to fire.
-DEEP = {"rule": "dfa", "threshold": 1.5}
 
 
 def register(sub, common):
@@ -32,6 +34,12 @@ def register(sub, common):
     r.add_argument("--geometries", default=",".join(GEOMS))
     r.add_argument("--stuck", type=float, default=0.10, help="extra rows with this stuck fraction (0: none)")
     r.add_argument("--output", "-o", default="docs/applications.md", help="markdown file ('-': none)")
+    r.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick: 0)")
+    r.add_argument("--layout", choices=LAYOUTS, default="card",
+                   help="weights on column pairs or single-ended columns (default: the card's)")
+    r.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
+    r.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
+    r.add_argument("--epochs", type=int, default=None, help="epochs (default: the app's)")
     t = s.add_parser("tiled", help="a table app at full input width on a tiled layer, beside one tile",
                      parents=out,
                      description="Map a table app (ex situ, or learned on the chip with --insitu) onto a layer "
@@ -96,37 +104,32 @@ def tiled(args):
     return {"app": app.name, "card": args.card, "seed": args.seed, "runs": out, "text": "\n".join(lines)}
 
 
-def _one(app, geom, card, seed, stuck, quick):
-    from ..apps import prepare
-    from ..apps.run import geometry_layout, init_array, make_params, output_neurons, train_exsitu, train_insitu
-    from ..backends.model import ModelBackend
+def _cell(app, geom: str, card: str, seed: int, stuck: float, args: Any) -> tuple[AppRun, float | None]:
+    """One report cell on one seed: in situ exactly as `spikeboard train` runs
+    it (apps.run.run_app), and for one-layer geometries on seed 0 the ex-situ
+    path on a fresh chip of the same spec."""
+    from ..apps.run import run_app, train_exsitu
+    from ..chip import open_chip
+    from ..loop import output_neurons, prepare_app
 
-    rows, _ = geometry_layout(geom)
-    deep = geom != "32x32"
-    thr = DEEP["threshold"] if deep else app.threshold
-    rule = DEEP["rule"] if deep else app.rule
-    lim = dict(train_limit=300, test_limit=150) if quick else {}
-    P = prepare(app, rows, seed, neurons=16, **lim)
-    epochs = max(1, app.epochs // 2) if quick else app.epochs
-    b = ModelBackend()
-    b.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr, v_min=app.v_min))
-    neurons = output_neurons(b, P.classes)
-    init_array(b, seed)
-    r = train_insitu(b, P, epochs=epochs, rule=rule, target=app.target, max_pulses=app.max_pulses, seed=seed,
-                     neurons=neurons)
+    spec = ChipSpec(card=card, geometry=geom, seed=seed, stuck=stuck, layout=args.layout)
+    lim = dict(train_limit=300, test_limit=150) if args.quick else {}
+    lim = {**lim, **{k: getattr(args, k) for k in ("train_limit", "test_limit") if getattr(args, k) is not None}}
+    epochs = args.epochs or (max(1, app.epochs // 2) if args.quick else None)
+    r = run_app(app, spec, epochs=epochs, **lim)
     ex = None
-    if not deep and seed == 0:
-        b2 = ModelBackend()
-        b2.configure(make_params(card, geom, seed=seed + 1, stuck=stuck, threshold=thr, v_min=app.v_min))
-        ex = train_exsitu(b2, P, output_neurons(b2, P.classes))
-    return P, b, r, ex, rule, epochs
+    if r.layout.rows == r.params.rows and r.params.layers == 1 and seed == 0:
+        with open_chip(spec, neuron=r.settings.neuron) as chip:
+            P = prepare_app(app, chip.layout, seed, **lim)
+            ex = train_exsitu(chip.backend, P, output_neurons(chip.backend, P.classes))
+    return r, ex
 
 
-def report(args):
+def report(args: Any) -> dict[str, Any]:
     from ..apps import get_app
     from ..energy import energy_report
 
-    seeds = SEEDS[:1] if args.quick else SEEDS
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else (SEEDS[:1] if args.quick else SEEDS)
     combos = [(a, g, c, 0.0) for a in args.apps.split(",") for g in args.geometries.split(",")
               for c in args.cards.split(",")]
     if args.stuck:
@@ -135,21 +138,28 @@ def report(args):
     t0 = time.time()
     for name, geom, card, stuck in combos:
         app = get_app(name)
-        accs, ex, info = [], None, {}
+        runs, ex, info = [], None, {}
         for seed in seeds:
-            P, b, r, e, rule, epochs = _one(app, geom, card, seed, stuck, args.quick)
-            accs.append(r.accuracy)
-            if seed == 0:
+            r, e = _cell(app, geom, card, seed, stuck, args)
+            runs.append(r)
+            if seed == seeds[0]:
                 ex = e
-                et = energy_report(b.params, r.train_counters)
-                ei = energy_report(b.params, r.infer_counters)
-                info = dict(baseline=P.baseline_accuracy, rule=rule, epochs=epochs,
+                et = energy_report(r.params, r.train_counters)
+                ei = energy_report(r.params, r.infer_counters)
+                info = dict(baseline=r.baseline, rule=r.settings.rule, epochs=r.settings.epochs,
+                            layout=r.layout.as_dict(),
                             train_fj={k: v / r.train_samples for k, v in et.energy_fj.items() if v is not None},
                             infer_fj={k: v / r.test_samples for k, v in ei.energy_fj.items() if v is not None},
-                            tops_per_w=ei.tops_per_w, pulses_per_sample=(r.train_counters.pot + r.train_counters.dep) / r.train_samples,
-                            n_train=len(P.y_train), n_test=len(P.y_test))
+                            tops_per_w=ei.tops_per_w,
+                            pulses_per_sample=(r.train_counters.pot + r.train_counters.dep) / r.train_samples,
+                            n_train=r.train_samples // r.settings.epochs, n_test=r.test_samples)
+        accs = [r.accuracy for r in runs]
+        per_seed = [{"seed": r.spec.seed, "accuracy": r.accuracy, "accuracy_per_epoch": list(r.epoch_accuracy),
+                     "train_counters": r.train_counters.as_dict(), "infer_counters": r.infer_counters.as_dict(),
+                     "output_neurons": list(r.output_neurons), "conductance_crc32": r.conductance_crc32}
+                    for r in runs]
         results.append(dict(app=name, geometry=geom, card=card, stuck=stuck, insitu_mean=float(np.mean(accs)),
-                            insitu_std=float(np.std(accs)), insitu=accs, exsitu=ex, **info))
+                            insitu_std=float(np.std(accs)), insitu=accs, exsitu=ex, seeds=per_seed, **info))
     fw = firmware_instructions()
     md = to_markdown(results, args, time.time() - t0, fw)
     if args.output != "-":
@@ -174,30 +184,33 @@ def _pct(x):
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def to_markdown(results, args, seconds, fw=None) -> str:
-    cmd = REPORT_CMD + (" --quick" if args.quick else "")
+def to_markdown(results: list[dict[str, Any]], args: Any, seconds: float, fw: dict[str, Any] | None = None) -> str:
+    from ..loop import DEEP_RULE, DEEP_THRESHOLD
+
+    cmd = REPORT_CMD + (" --quick" if args.quick else "") + (f" --layout {args.layout}" if args.layout != "card" else "")
+    n_seeds = len(results[0]["insitu"]) if results else 0
     L = ["# Applications on the chip", "",
          f"Generated by `{cmd}` (model backend, {seconds:.0f} s). Regenerate with that command.", "",
          "In situ: on-device training (forward on the chip, error and rule on the MCU, pulses by the "
-         "sequencer), test accuracy mean ± spread (std) over "
-         f"{1 if args.quick else len(SEEDS)} seed(s) (data split, encoder phase and chip instance all follow the seed). "
-         "Baseline: float logistic regression on the same features (seed 0). Ex situ: float logistic regression "
-         "on the spike counts (no intercept), programmed by write-verify (32x32 only, seed 0). "
-         "32x32: one differential layer, rule `compensated` (softmax error on the MCU, mixed-precision "
-         "accumulators, read-verify conductance quanta, a blocked-device map that routes updates around "
-         "stuck cells; table apps use 31 inputs plus a bias row). 16x16x3: three single-ended layers, hidden "
-         "layers start from a seeded random projection and ALL layers train on the chip with rule `dfa` "
-         f"(direct feedback alignment on the MCU), threshold {DEEP['threshold']}. Classes sit on the output neurons "
+         "sequencer), exactly as `spikeboard train` runs it for the same card, app, rule and seed; test accuracy "
+         f"mean ± spread (std) over {n_seeds} seed(s) (data split, encoder phase and chip instance all follow "
+         "the seed). Baseline: float logistic regression on the same features (first seed). Ex situ: float "
+         "logistic regression on the spike counts (no intercept), programmed by write-verify through the one "
+         "mapping (one-layer geometries, first seed). Layout: the card's (`--layout` overrides), stated per row "
+         "with the programme's neuron-count row. One-layer chips learn with rule `compensated` (softmax error on "
+         "the MCU, mixed-precision accumulators, read-verify conductance quanta, a blocked-device map that "
+         "routes updates around stuck cells; table apps use 31 inputs plus a bias row). 16x16x3: hidden layers "
+         f"start from a seeded random projection and ALL layers train on the chip with rule `{DEEP_RULE}` (direct "
+         f"feedback alignment on the MCU), threshold {DEEP_THRESHOLD}. Classes sit on the output neurons "
          "with the fewest faulty cells found by a yield scan (in situ and ex situ), and the prediction is the "
          "class neuron with the most integrated charge (fires x threshold + final membrane). "
-         "Stuck: --stuck adds that fraction of stuck "
-         "cells, half at Gmin and half at Gmax.", "",
-         "| app | geometry | card | stuck | rule | epochs | baseline % | in situ % | ex situ % | train pulses/sample |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
+         "Stuck: --stuck adds that fraction of stuck cells, half at Gmin and half at Gmax.", "",
+         "| app | geometry | layout | card | stuck | rule | epochs | baseline % | in situ % | ex situ % | train pulses/sample |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        L.append(f"| {r['app']} | {r['geometry']} | {r['card']} | {r['stuck']:.2f} | {r['rule']} | {r['epochs']} | "
-                 f"{_pct(r['baseline'])} | {_pct(r['insitu_mean'])} ± {100 * r['insitu_std']:.1f} | {_pct(r['exsitu'])} | "
-                 f"{r['pulses_per_sample']:.0f} |")
+        L.append(f"| {r['app']} | {r['geometry']} | {r['layout']['text']} | {r['card']} | {r['stuck']:.2f} | {r['rule']} | "
+                 f"{r['epochs']} | {_pct(r['baseline'])} | {_pct(r['insitu_mean'])} ± {100 * r['insitu_std']:.1f} | "
+                 f"{_pct(r['exsitu'])} | {r['pulses_per_sample']:.0f} |")
     L += ["", "## Energy per sample by block (fJ, seed 0) and TOPS/W of inference", "",
           "OP conventions: neuron = one fire or one membrane update (programme definition); synaptic = one "
           "synapse read (event-driven); mac = dense rows x neurons x steps. The MCU's share is given "

@@ -1,48 +1,49 @@
 """spikeboard infer: inference with trained or programmed weights, or a NIR graph."""
 from __future__ import annotations
 
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
 from ..errors import ConfigError
-from ..session import Session
-from .train import LIMITS, _cfg, _summary, add_session_options, precheck  # noqa: F401  (LIMITS: cli checks)
+from ..session import Session, SessionConfig, SessionResult
+from ._options import SESSION_LIMITS as LIMITS  # noqa: F401  (cli range-checks these)
+from ._options import Groups, Subparsers, add_command, add_session_options
 
 
-def register(sub, common):
-    p = sub.add_parser("infer", parents=[common["chip"], common["out"]],
-                       help="inference of an application with trained or programmed weights",
-                       description="Run an application's test set on the chip. --run RUN takes the weights of "
-                                   "a training run (its device image on a virtual chip, else its conductances "
-                                   "programmed with write-verify). --nir FILE runs a NIR graph instead.")
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "infer", help="inference of an application with trained or programmed weights",
+                    description="Run an application's test set on the chip. --run RUN takes the weights of "
+                                "a training run (its device image on a virtual chip, else its conductances "
+                                "programmed with write-verify). --nir FILE runs a NIR graph instead.")
     add_session_options(p, "infer")
     p.add_argument("--nir", help="a NIR graph file (.nir / HDF5) to map onto the chip and run")
     p.add_argument("--input", help="with --nir: input spikes .npy, (steps, inputs) or (batch, steps, inputs)")
     return p
 
 
-def run_nir(args) -> dict:
+def run_nir(args: argparse.Namespace) -> dict[str, Any]:
     """Map a NIR graph onto the chip, program it, run an app's test set or a spike file."""
-    from pathlib import Path
-
-    import numpy as np
-
+    from .. import loop
+    from .._hal import lib
     from ..apps import get_app, prepare
     from ..apps.builtin import user_app
-    from ..backends import open_backend
-    from ..apps.run import decide
+    from ..chip import ChipSpec, open_backend_for
+    from ._files import check_spikes, read_npy
     try:
         from .. import nir as nirlib
     except ImportError as e:
         raise ConfigError(f"--nir needs the nir extra (pip install nir): {e}") from None
     if not Path(args.nir).exists():
         raise ConfigError(f"{args.nir}: NIR file not found")
-    from .._hal import lib
-    from ._files import check_spikes, read_npy
-
     x_in = read_npy(args.input, "input spike file") if args.input else None   # read before the chip is touched
-    b = open_backend(args.backend, port=args.port, board=args.board)
-    with b:
+    with open_backend_for(ChipSpec.from_args(args)) as b:
         m = nirlib.load(args.nir, b, card=args.card, geometry=args.geometry)
-        out = {"nir": args.nir, "inputs": m.n_in, "outputs": m.n_out, "programming": list(m.report)}
-        if args.input:
+        out: dict[str, Any] = {"nir": args.nir, "inputs": m.n_in, "outputs": m.n_out, "programming": list(m.report)}
+        if x_in is not None:
             x = check_spikes(x_in, args.input, inputs=m.n_in, max_steps=lib.SB_MAX_STEPS,
                              max_level=max(1, b.params.pre_levels))
             xp = m.pad_input(x)
@@ -61,22 +62,18 @@ def run_nir(args) -> dict:
         if data.classes > m.n_out:
             raise ConfigError(f"{data.classes} classes, the NIR graph has {m.n_out} outputs",
                               file=args.data or args.app, field="y" if args.data else None)
-        xp = m.pad_input(data.x_test)
-        fires, v = b.infer_batch(xp)
-        pred = decide(fires[..., :m.n_out], v[..., :m.n_out], np.arange(data.classes), b.params.v_th)
-        acc = float((pred == data.y_test).mean())
-        out.update({"app": app.name, "accuracy": acc, "test_samples": len(data.y_test),
-                    "text": f"{args.nir} on {b.name}: {app.name} accuracy {acc:.4f} on {len(data.y_test)} samples"})
+        ev = loop.evaluate(b, dataclasses.replace(data, x_test=m.pad_input(data.x_test)), np.arange(data.classes))
+        out.update({"app": app.name, "accuracy": ev.accuracy, "test_samples": len(data.y_test),
+                    "text": f"{args.nir} on {b.name}: {app.name} accuracy {ev.accuracy:.4f} "
+                            f"on {len(data.y_test)} samples"})
         return out
 
 
-def run(args):
+def run(args: argparse.Namespace) -> dict[str, Any] | SessionResult:
     if args.nir:
         return run_nir(args)
     if not args.app and not args.data:
         raise ConfigError("give --app NAME or --data FILE (or --nir FILE)")
-    cfg = _cfg(args, "infer")
-    precheck(cfg, args.out)
-    s = Session.create(cfg, args.out, quiet=args.quiet)
-    result = s.run()
-    return {**result, "text": _summary(result)}
+    cfg = SessionConfig.from_args(args, "infer")
+    Session.check(cfg, args.out)
+    return Session.create(cfg, args.out, quiet=args.quiet).run()
