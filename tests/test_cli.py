@@ -100,6 +100,32 @@ def test_info_cards_json():
     assert {"spec", "rram-nonlinear", "ecram-linear"} <= set(c["cards"])
 
 
+def test_layout_option_chooses_the_chip_layout():
+    """--layout (chip group): the spec card single-ended by default, paired columns on request;
+    every command states it."""
+    card = js(sb("info", "--json"))["layout"]
+    assert card["neurons"] == 32 and card["differential"] == [False] and card["meets_neuron_target"]
+    diff = js(sb("info", "--layout", "differential", "--json"))["layout"]
+    assert diff["neurons"] == 16 and diff["differential"] == [True] and not diff["meets_neuron_target"]
+    assert "FAILS" in diff["text"]
+    deep = js(sb("info", "--geometry", "16x16x3", "--layout", "single-ended", "--json"))["layout"]
+    assert deep["total_neurons"] == 48 and deep["meets_neuron_target"]
+
+
+def test_json_fields_of_the_small_commands(tmp_path):
+    """The --json form of each result: schema_version, command, its fields and the text."""
+    show = js(sb("cards", "show", "spec", "--json"))
+    assert show["schema_version"] == 1 and show["command"] == "cards"
+    assert {"card", "data", "linearity", "symmetry", "text"} <= set(show) and show["card"] == "spec"
+    v = js(sb("cards", "validate", "spec", "rram-nonlinear", "--json"))
+    assert v["valid"] == ["spec", "rram-nonlinear"] and v["text"] == "spec: valid\nrram-nonlinear: valid"
+    ch = js(sb("characterize", "--scheme", "yield", "--out-dir", tmp_path / "ch", "--json", "-q"))
+    assert {"card", "backend", "results", "layout", "text"} <= set(ch) and ch["backend"] == "model"
+    assert set(ch["results"]) == {"yield"}
+    plain = sb("cards", "validate", "spec")
+    assert plain.stdout == "spec: valid\n"
+
+
 BAD = [
     (["train", "--app", "nosuchapp"], "unknown application 'nosuchapp'"),
     (["train"], "give --app NAME or --data FILE"),
@@ -115,6 +141,8 @@ BAD = [
     (["program", "/nonexistent/w.npy"], "weight file not found"),
     (["flash", "--board", "noboard", "--build-only"], "no board 'noboard'"),
     (["cards", "validate", "/nonexistent.toml"], "card file not found"),
+    (["info", "--layout", "diagonal"], "invalid choice: 'diagonal'"),
+    (["info", "--seed", "-1"], "--seed -1"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""spec: the SPEC.md table on the built-in cards, and TOPS/W checked against an
+"""spec: the table of docs/spec.md on the built-in cards, and TOPS/W checked against an
 independent computation."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from spikeboard import cards
+from spikeboard.chip import ChipSpec
 from spikeboard.cli import main
 from spikeboard.spec import spec_check
 
@@ -17,12 +18,12 @@ LINSYM = ("synapse_linearity", "synapse_symmetry")
 @pytest.fixture(scope="module")
 def spec_single(tmp_path_factory):
     """The spec card as shipped: single-ended columns with a reference, 32 neurons."""
-    return spec_check("spec", out_dir=tmp_path_factory.mktemp("spec1"))
+    return spec_check(ChipSpec(card="spec"), out_dir=tmp_path_factory.mktemp("spec1"))
 
 
 @pytest.fixture(scope="module")
 def spec_card(tmp_path_factory):
-    return spec_check("spec", differential=True, out_dir=tmp_path_factory.mktemp("spec2"), endurance_pulses=2e6)
+    return spec_check(ChipSpec(card="spec", layout="differential"), out_dir=tmp_path_factory.mktemp("spec2"), endurance_pulses=2e6)
 
 
 def test_spec_card_passes_every_row(spec_single):
@@ -40,8 +41,20 @@ def test_spec_card_differential_has_16_neurons_on_32x32(spec_card):
     assert spec_card.row("system_neurons").value == 16
 
 
+def test_neuron_row_states_the_layout(spec_card, spec_single):
+    """The neuron-count row says which layout it counted, and a differential
+    16-neuron 32x32 chip reads plainly as failing it (chip.neuron_target)."""
+    row = spec_card.row("system_neurons")
+    assert row.threshold == 32 and not row.passed
+    assert "32x32 differential" in row.method and "FAILS" in row.method
+    assert spec_card.as_dict()["layout"]["meets_neuron_target"] is False
+    assert "layout: 32x32 differential" in spec_card.text
+    one = spec_single.row("system_neurons")
+    assert one.passed and one.value == 32 and "single-ended" in one.method and "FAILS" not in one.method
+
+
 def test_rram_fails_linearity_and_symmetry(tmp_path):
-    rep = spec_check("rram-nonlinear", out_dir=tmp_path, endurance_pulses=1e5)
+    rep = spec_check(ChipSpec(card="rram-nonlinear"), out_dir=tmp_path, endurance_pulses=1e5)
     for n in LINSYM:
         assert not rep.row(n).passed, rep.row(n)
     assert rep.row("neuron_voltage").passed

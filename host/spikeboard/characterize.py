@@ -7,7 +7,7 @@ board and a real board. Each writes its data as CSV (in the format
 output directory and returns a frozen dataclass.
 
   pd         potentiation/hold/depression pulse scheme (pattern string):
-             linearity and symmetry (SPEC.md), exponential fit (A, NeuroSim NL)
+             linearity and symmetry (docs/spec.md), exponential fit (A, NeuroSim NL)
              per branch, distinguishable levels, cycle-to-cycle spread
   retention  program levels, read over log-spaced (model) time, fit the
              relaxation, extrapolate to 1 and 10 years
@@ -49,8 +49,9 @@ def _plt():
     return plt
 
 
-class _Result:
-    """Shared helpers of the frozen result dataclasses."""
+@dataclass(frozen=True)
+class SchemeResult:
+    """Base of the schemes' frozen result dataclasses: their JSON form (non-finite floats as null)."""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,7 +81,8 @@ def parse_pattern(text: str) -> list[tuple[str, int]]:
 
     Tokens: P<n> potentiation, D<n> depression, H<n> hold (reads only, no
     pulse), parentheses with an optional xN repeat; spaces or commas between."""
-    pos, stack = 0, [[]]
+    pos = 0
+    stack: list[list[tuple[str, int]]] = [[]]
     text = text.strip()
     if not text:
         raise ConfigError("pulse pattern: empty (e.g. 'P64 H16 D64' or '(P64 H16 D64)x3')")
@@ -204,7 +206,7 @@ def _write_csv(path: Path, header: Sequence[str], rows, comments: Sequence[str] 
 
 # ---------------------------------------------------------------- pd
 @dataclass(frozen=True)
-class BranchFit(_Result):
+class BranchFit(SchemeResult):
     kind: str               # "P" or "D"
     pulses: int
     linearity: float        # of the mean normalised branch
@@ -215,7 +217,7 @@ class BranchFit(_Result):
 
 
 @dataclass(frozen=True)
-class PDResult(_Result):
+class PDResult(SchemeResult):
     pattern: str
     cells: int
     cycles: int
@@ -240,15 +242,16 @@ class PDResult(_Result):
     method: str
 
 
-def _branches(ops: list[tuple[str, int]]):
+def _branches(ops: list[tuple[str, int]]) -> tuple[list[tuple[str, int, int, int]], list[str]]:
     """Positions of the P and D branches in the trace: (kind, start, stop, cycle);
     trace index 0 is the state before the pattern, index k after step k."""
-    out = []
-    pos, cycle, cur, start = 0, -1, None, 0
+    out: list[tuple[str, int, int, int]] = []
+    cycle, start = -1, 0
+    cur: str | None = None
     flat = [op for op, n in ops for _ in range(n)]
     for k, op in enumerate(flat + ["END"]):
         if op != cur:
-            if cur in ("P", "D"):
+            if cur == "P" or cur == "D":
                 out.append((cur, start, k, max(cycle, 0)))
             if op == "P":
                 cycle += 1
@@ -384,23 +387,24 @@ def run_pd(b: Backend, out: Path, *, pattern: str = "(P64 H16 D64)x3", cells: Se
 
     plt = _plt()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    x = np.arange(len(G))
+    steps_x = np.arange(len(G))
     for j in range(len(cells)):
-        ax[0].plot(x, sc.us(G[:, j]), lw=0.6, alpha=0.6)
+        ax[0].plot(steps_x, sc.us(G[:, j]), lw=0.6, alpha=0.6)
     ax[0].set_xlabel("pulse / hold step")
     ax[0].set_ylabel("G (uS)" if card is not None else "G (code)")
     ax[0].set_title(f"{pattern} on {len(cells)} cells")
     for kind, m, col in (("P", mp, "tab:red"), ("D", md, "tab:blue")):
         if m is None:
             continue
-        q = np.arange(len(m))
-        ax[1].plot(q, m, col, lw=2, label=f"{kind} mean")
-        ax[1].plot(q, np.linspace(m[0], m[-1], len(m)), col, ls=":", lw=1)
-        f = next((f for f in fits if f.kind == kind), None)
-        if f is not None and math.isfinite(f.a_pulses):
-            base = 1 - np.exp(-q / f.a_pulses)
+        pulse = np.arange(len(m))
+        ax[1].plot(pulse, m, col, lw=2, label=f"{kind} mean")
+        ax[1].plot(pulse, np.linspace(m[0], m[-1], len(m)), col, ls=":", lw=1)
+        bf = next((bf for bf in fits if bf.kind == kind), None)
+        if bf is not None and math.isfinite(bf.a_pulses):
+            base = 1 - np.exp(-pulse / bf.a_pulses)
             bb = (m[-1] - m[0]) / base[-1]
-            ax[1].plot(q, m[0] + bb * base, col, ls="--", lw=1, label=f"{kind} fit A={f.a_pulses:.1f}, NL={f.nl_label:+.2f}")
+            ax[1].plot(pulse, m[0] + bb * base, col, ls="--", lw=1,
+                       label=f"{kind} fit A={bf.a_pulses:.1f}, NL={bf.nl_label:+.2f}")
     ax[1].set_xlabel("pulse in branch")
     ax[1].set_ylabel("G (normalised)")
     ax[1].set_title(f"linearity {100 * lin:.1f} %, symmetry {100 * sym:.1f} %")
@@ -420,7 +424,7 @@ def run_pd(b: Backend, out: Path, *, pattern: str = "(P64 H16 D64)x3", cells: Se
 
 # ---------------------------------------------------------------- retention
 @dataclass(frozen=True)
-class RetentionResult(_Result):
+class RetentionResult(SchemeResult):
     levels: int
     cells_per_level: int
     t_max_s: float
@@ -531,7 +535,7 @@ def run_retention(b: Backend, out: Path, *, levels: int = 8, cells_per_level: in
 
 # ---------------------------------------------------------------- endurance
 @dataclass(frozen=True)
-class EnduranceResult(_Result):
+class EnduranceResult(SchemeResult):
     cells: int
     swing_pulses: int
     run_pulses: int                  # pulses per cell in the run
@@ -650,7 +654,7 @@ FAULTS = ("ok", "stuck_min", "stuck_max", "open", "narrow")
 
 
 @dataclass(frozen=True)
-class YieldResult(_Result):
+class YieldResult(SchemeResult):
     cells: int
     working: int
     yield_frac: float
@@ -719,7 +723,7 @@ def run_yield(b: Backend, out: Path, *, pulses: int = 256, min_window_frac: floa
 
 # ---------------------------------------------------------------- neuron
 @dataclass(frozen=True)
-class NeuronResult(_Result):
+class NeuronResult(SchemeResult):
     neurons: int
     inputs: tuple[float, ...]        # mean input per step, units of one full synapse window
     rates_hz: tuple[float, ...]      # mean over neurons
@@ -771,9 +775,11 @@ def run_neuron(b: Backend, out: Path, *, levels: int = 12, steps: int = 100, row
     x_max = rows_used * per_row
     th = p.v_th / 65536.0
     grid = np.unique(np.concatenate([np.linspace(0, min(x_max, 2.5 * th), levels - 1), [x_max]]))
-    inputs, rates, per_neuron = [], [], []
+    inputs: list[float] = []
+    rates: list[float] = []
+    per_neuron: list[np.ndarray] = []
     t_step = p.t_step_ps * 1e-12
-    e_last = None
+    e_last: tuple[Counters, dict[str, int]] | None = None
     for x in grid:
         spikes = np.zeros((steps, p.rows), dtype=np.uint8)
         acc = 0.0
@@ -796,6 +802,7 @@ def run_neuron(b: Backend, out: Path, *, levels: int = 12, steps: int = 100, row
         rates.append(float(np.mean(r)))
         per_neuron.append(r)
         e_last = (dc, _energy_aj(p, dc))
+    assert e_last is not None       # grid holds at least x_max
     max_rate = rates[-1]
     ref_lim = 1e12 / p.t_refrac_ps if p.t_refrac_ps else math.inf
     dc, e = e_last
@@ -804,13 +811,13 @@ def run_neuron(b: Backend, out: Path, *, levels: int = 12, steps: int = 100, row
     lin = (ys > 0) & (ys < 0.9 * max_rate) if max_rate > 0 else np.zeros(len(ys), bool)
     th_fit = None
     if np.sum(lin) >= 2:
-        k = float(np.sum(xs[lin] * ys[lin]) / np.sum(xs[lin] ** 2))
-        th_fit = 1.0 / (k * t_step) if k > 0 else None
+        slope = float(np.sum(xs[lin] * ys[lin]) / np.sum(xs[lin] ** 2))
+        th_fit = 1.0 / (slope * t_step) if slope > 0 else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, png = out / "neuron.csv", out / "neuron.png"
-    rows = [(j, inputs[i], float(per_neuron[i][j])) for i in range(len(inputs)) for j in range(nn)]
-    _write_csv(csv_path, ("neuron", "input", "rate_hz"), rows,
+    table = [(j, inputs[i], float(per_neuron[i][j])) for i in range(len(inputs)) for j in range(nn)]
+    _write_csv(csv_path, ("neuron", "input", "rate_hz"), table,
                [f"spikeboard characterize neuron on {b.name}: input per time step in units of one full window",
                 f"step_ns = {p.t_step_ps / 1000.0}"])
     plt = _plt()
@@ -831,7 +838,7 @@ def run_neuron(b: Backend, out: Path, *, levels: int = 12, steps: int = 100, row
 
 # ---------------------------------------------------------------- interface
 @dataclass(frozen=True)
-class InterfaceResult(_Result):
+class InterfaceResult(SchemeResult):
     pre_ops: int
     post_ops: int
     pre_energy_fj: float             # per operation

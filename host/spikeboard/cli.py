@@ -1,7 +1,8 @@
 """The `spikeboard` command. Each subcommand lives in spikeboard/commands/<name>.py
-with `register(subparsers, common) -> parser` and `run(args) -> dict | None`;
-this module only finds them, shares the option groups and turns errors into
-one line and exit status 1."""
+with `register(subparsers, groups) -> parser` (built with commands._options.add_command)
+and `run(args) -> Result | None` (commands._result: a frozen dataclass with
+as_dict() and text); this module only finds them, parses, range-checks the
+options, prints the result and turns errors into one line and exit status 1."""
 from __future__ import annotations
 
 import argparse
@@ -11,18 +12,15 @@ import math
 import pkgutil
 import sys
 import traceback
+from types import ModuleType
+from typing import Any, Iterator, NoReturn
 
 from . import __version__
+from .commands._options import CHIP_LIMITS, Limits, shared_groups
 from .errors import ConfigError, SpikeboardError
 
 SCHEMA_VERSION = 1
 
-#: Numeric options, checked in one place after parsing: dest -> (low, high), None
-#: for no bound. A command module adds its own with a module-level LIMITS dict of
-#: the same form (its entries win). Floats must also be finite.
-LIMITS: dict[str, tuple[float | None, float | None]] = {
-    "seed": (0, 2**32 - 1),
-}
 #: URL schemes pyserial opens (serial_for_url); anything else is a typo
 PORT_SCHEMES = ("socket", "rfc2217", "loop", "spy", "hwgrep", "alt")
 
@@ -34,20 +32,24 @@ class UsageError(SpikeboardError):
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 1 like every other bad input."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def _bounds(lo, hi) -> str:
-    f = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+def _bounds(lo: float | None, hi: float | None) -> str:
+    def f(v: float) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
     if lo is not None and hi is not None:
         return f"in [{f(lo)}, {f(hi)}]"
-    return f">= {f(lo)}" if lo is not None else f"<= {f(hi)}"
+    if lo is not None:
+        return f">= {f(lo)}"
+    return f"<= {f(hi)}" if hi is not None else "a number"
 
 
-def check_options(args, limits: dict | None = None) -> None:
-    """Range-check numeric options and the form of --port; ConfigError names the option."""
-    for dest, (lo, hi) in {**LIMITS, **(limits or {})}.items():
+def check_options(args: argparse.Namespace, limits: Limits | None = None) -> None:
+    """Range-check numeric options (the chip group's, then the command's LIMITS,
+    which win) and the form of --port; ConfigError names the option."""
+    for dest, (lo, hi) in {**CHIP_LIMITS, **(limits or {})}.items():
         v = getattr(args, dest, None)
         if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
@@ -78,29 +80,7 @@ def check_port(port: str) -> None:
             raise ConfigError(f"need {scheme}://HOST:PORT with PORT in 1..65535", field=where)
 
 
-def common_parents() -> dict[str, argparse.ArgumentParser]:
-    """Shared option groups: `chip` (backend, port, card, geometry, seed) and `out`."""
-    chip = argparse.ArgumentParser(add_help=False)
-    g = chip.add_argument_group("chip and backend")
-    g.add_argument("--backend", choices=("model", "emulator", "serial"), default="model",
-                   help="model: C chip model in-process; emulator: firmware in QEMU; serial: a real board")
-    g.add_argument("--port", help="serial URL of the board (/dev/ttyACM0, socket://127.0.0.1:PORT); "
-                                  "with --backend emulator, a running `spikeboard emulate`")
-    g.add_argument("--board", default="netduinoplus2", help="board for the emulator and flash (default %(default)s)")
-    g.add_argument("--card", default="spec", help="device card: built-in name or TOML path (default %(default)s)")
-    g.add_argument("--geometry", choices=("32x32", "16x16x3"), default=None,
-                   help="array geometry (default: the card's preset)")
-    g.add_argument("--seed", type=int, default=0, help="seed of device variation, data splits, encoders")
-    out = argparse.ArgumentParser(add_help=False)
-    o = out.add_argument_group("output")
-    o.add_argument("--json", action="store_true", help="print one machine-readable JSON result")
-    o.add_argument("-v", "--verbose", action="count", default=0, help="more output")
-    o.add_argument("-q", "--quiet", action="store_true", help="only errors and the result")
-    o.add_argument("--debug", action="store_true", help="show tracebacks")
-    return {"chip": chip, "out": out}
-
-
-def _commands():
+def _commands() -> Iterator[ModuleType]:
     from . import commands
 
     for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -121,17 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "bit-exact chip model, on-chip learning and per-op energy.")
     parser.add_argument("--version", action="version", version=f"spikeboard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = common_parents()
     for mod in _commands():
-        p = mod.register(sub, common)
+        p = mod.register(sub, shared_groups())
         p.set_defaults(_run=mod.run, _limits=getattr(mod, "LIMITS", {}))
     return parser
-
-
-def log(args, *msg) -> None:
-    """Progress lines: to stderr, silenced by -q."""
-    if not getattr(args, "quiet", False):
-        print(*msg, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,16 +142,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikeboard {args.command}: internal error: {type(e).__name__}: {e} (rerun with --debug)",
               file=sys.stderr)
         return 1
-    if result is not None:
-        if getattr(args, "json", False):
-            print(json.dumps({"schema_version": SCHEMA_VERSION, "command": args.command, **result},
-                             default=_jsonable))
-        elif "text" in result:
-            print(result["text"])
+    emit(args, result)
     return 0
 
 
-def _jsonable(o):
+def emit(args: argparse.Namespace, result: Any) -> None:
+    """Print a command's result: with --json its as_dict() after schema_version
+    and command (and its text), else its text. None prints nothing."""
+    if result is None:
+        return
+    if isinstance(result, dict):    # commands not yet returning a Result (see commands/_result.py)
+        fields, text = {k: v for k, v in result.items() if k != "text"}, result.get("text")
+    else:
+        fields, text = result.as_dict(), result.text
+    if getattr(args, "json", False):
+        doc = {"schema_version": SCHEMA_VERSION, "command": args.command, **fields}
+        if text is not None:
+            doc["text"] = text
+        print(json.dumps(doc, default=_jsonable))
+    elif text is not None:
+        print(text)
+
+
+def _jsonable(o: Any) -> Any:
     import numpy as np
 
     if isinstance(o, np.ndarray):

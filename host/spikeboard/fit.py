@@ -455,6 +455,7 @@ class FitReport:
                 "residuals": [r.__dict__ for r in self.residuals], "notes": list(self.notes),
                 "png": self.png, "files": list(self.files)}
 
+    @property
     def text(self) -> str:
         lines = [f"card {self.card} fitted ({self.mode} mode) from {', '.join(self.files)}; other fields from {self.base}",
                  f"  written to {self.card_path}; figure {self.png}"]

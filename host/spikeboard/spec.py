@@ -1,11 +1,13 @@
-"""The programme's spec check (SPEC.md): per row the target, the measured or
-modelled value, PASS/FAIL and how it was obtained; the system's energy
+"""The programme's spec check (docs/spec.md): per row the target, the measured
+or modelled value, PASS/FAIL and how it was obtained; the system's energy
 efficiency under neuron-op, synaptic-op and MAC conventions with the breakdown
 by block; and the inverse question: which per-event energies would reach
 1,000 TOPS/W (1 fJ per OP) and which block dominates now.
 
 Device rows come from the characterization schemes (characterize.py) run on a
-backend configured with the card (the model unless told otherwise). The
+chip opened through the one door (chip.open_chip: the card compiled for its
+geometry and layout, the model backend unless told otherwise); the neuron-count
+row applies chip.neuron_target to that layout and states it. The
 efficiency comes from an application workload: a session run's counters
 (`--run RUN`: RUN/counters.json, RUN/card.toml, RUN/config.json) or, without a
 run, the built-in workload: rate-coded random input (p = 0.2, 100 steps,
@@ -20,21 +22,21 @@ import base64
 import html
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import cards as cardlib
 from . import characterize as ch
-from .backends import open_backend
-from .backends.base import COUNTER_FIELDS, Counters
+from .backends.base import COUNTER_FIELDS, Backend, Counters
+from .chip import ChipSpec, Layout, open_chip
 from .energy import BLOCKS, OP_DEFINITIONS, EnergyReport, energy_report
 from .errors import ConfigError
 
 TARGET_TOPS_PER_W = 1000.0
-PROGRAMME_CONVENTION = "neuron"   # SPEC.md: 1 OP = one neuron firing or one membrane-potential update
+PROGRAMME_CONVENTION = "neuron"   # docs/spec.md: 1 OP = one neuron firing or one membrane-potential update
 EVENTS = {  # event -> (counter, params field, block)
     "fire": ("fires", "e_fire_aj", "neuron"),
     "update": ("updates", "e_update_aj", "neuron"),
@@ -78,7 +80,7 @@ class Row:
         return f"{self.op} {self.threshold:g}"
 
     def as_dict(self) -> dict[str, Any]:
-        v = None if self.value is None else float(self.value)
+        v: float | str | None = None if self.value is None else float(self.value)
         if isinstance(v, float) and not math.isfinite(v):
             v = None if math.isnan(v) else ("inf" if v > 0 else "-inf")
         return {"name": self.name, "block": self.block, "figure": self.figure, "target": self.target,
@@ -91,6 +93,7 @@ class SpecReport:
     card: str
     geometry: str
     backend: str
+    layout: Layout               # how the weights sit on the array (the neuron-count row's input)
     workload: str
     rows: tuple[Row, ...]
     efficiency: EnergyReport
@@ -107,7 +110,8 @@ class SpecReport:
 
     def as_dict(self) -> dict[str, Any]:
         e = self.efficiency
-        return {"card": self.card, "geometry": self.geometry, "backend": self.backend, "workload": self.workload,
+        return {"card": self.card, "geometry": self.geometry, "backend": self.backend,
+                "layout": self.layout.as_dict(), "workload": self.workload,
                 "rows": [r.as_dict() for r in self.rows], "all_pass": self.all_pass,
                 "not_evaluated": [{"name": n, "figure": f, "note": w} for n, f, w in NOT_EVALUATED],
                 "tops_per_w": e.tops_per_w, "fj_per_op": e.fj_per_op, "ops": e.ops,
@@ -115,9 +119,13 @@ class SpecReport:
                 "energy_source": e.source, "dominant_block": e.dominant_block(), "inverse": self.inverse,
                 "schemes": self.schemes, "html": self.html}
 
+    @property
+    def text(self) -> str:
+        return format_text(self)
+
 
 # ---------------------------------------------------------------- efficiency and its inverse
-def inverse_question(params, counters: Counters, report: EnergyReport) -> dict[str, Any]:
+def inverse_question(params: Any, counters: Counters, report: EnergyReport) -> dict[str, Any]:
     """For each OP convention: the energy budget at 1 fJ/OP, and per event type
     the energy per event that alone would meet it (others unchanged; None when
     even zero would not), plus the uniform scale of every energy that meets it."""
@@ -126,7 +134,7 @@ def inverse_question(params, counters: Counters, report: EnergyReport) -> dict[s
     per_event_fj = {k: getattr(params, f) / 1000.0 for k, (_, f, _) in EVENTS.items()}
     event_total = {k: c[cnt] * per_event_fj[k] for k, (cnt, _, _) in EVENTS.items()}
     out: dict[str, Any] = {"target_tops_per_w": TARGET_TOPS_PER_W, "dominant_block": report.dominant_block(),
-                           "dominant_event": max(event_total, key=event_total.get) if total else None,
+                           "dominant_event": max(event_total, key=lambda k: event_total[k]) if total else None,
                            "energy_fj_per_event": per_event_fj, "conventions": {}}
     for conv, n in report.ops.items():
         budget = n * 1000.0 / TARGET_TOPS_PER_W     # fJ
@@ -149,17 +157,18 @@ def inverse_question(params, counters: Counters, report: EnergyReport) -> dict[s
     return out
 
 
-def builtin_workload(b, *, p_spike: float = 0.2, steps: int = 100, samples: int = 4, seed: int = 0) -> Counters:
+def builtin_workload(b: Backend, params: Any, *, p_spike: float = 0.2, steps: int = 100, samples: int = 4,
+                     seed: int = 0) -> Counters:
     """Random weights into the array, then rate-coded random input: the counters of inference only."""
-    p = b._p()
     rng = np.random.default_rng(seed)
-    w = p.g_max - p.g_min
-    targets = rng.integers(p.g_min, p.g_max + 1, size=b.cells).astype(np.uint16)
+    w = params.g_max - params.g_min
+    targets = rng.integers(params.g_min, params.g_max + 1, size=b.cells).astype(np.uint16)
     b.program(targets, tolerance=max(1, w // 16), max_pulses=64)
     return ch.random_workload(b, p_spike=p_spike, steps=steps, samples=samples, seed=seed)
 
 
-def load_run(run: Path) -> tuple[Counters, cardlib.Card, str, dict]:
+def load_run(run: Path) -> tuple[Counters, Path, dict[str, Any]]:
+    """A session run's counters, card file and config (errors name the file)."""
     run = Path(run)
     for f in ("counters.json", "card.toml", "config.json"):
         if not (run / f).exists():
@@ -173,42 +182,37 @@ def load_run(run: Path) -> tuple[Counters, cardlib.Card, str, dict]:
     missing = [k for k in COUNTER_FIELDS if k not in cnt]
     if missing:
         raise ConfigError(f"{run / 'counters.json'}: missing counters {', '.join(missing)}")
-    counters = Counters(*(int(cnt[k]) for k in COUNTER_FIELDS))
-    card = cardlib.load(run / "card.toml")
-    geometry = cfg.get("geometry") or card["geometry"]["preset"]
-    return counters, card, geometry, cfg
+    return Counters(*(int(cnt[k]) for k in COUNTER_FIELDS)), run / "card.toml", cfg
+
+
+def run_chip(spec: ChipSpec, run: Path, cfg: dict[str, Any]) -> ChipSpec:
+    """The chip a run was made on: its card file, and its geometry and layout
+    (config.json's `chip`, or the flat keys of older runs) unless spec names a geometry."""
+    nested = cfg.get("chip")
+    chip: dict[str, Any] = nested if isinstance(nested, dict) else cfg
+    return replace(spec, card=str(run / "card.toml"), geometry=spec.geometry or chip.get("geometry"),
+                   layout=chip.get("layout") or spec.layout)
 
 
 # ---------------------------------------------------------------- the check
-def spec_check(card: str | Path | cardlib.Card = "spec", *, geometry: str | None = None, seed: int = 0,
-               run: str | Path | None = None, backend: str = "model", port: str | None = None,
-               board: str = "netduinoplus2", differential: bool | None = None, out_dir: str | Path | None = None,
-               endurance_pulses: float = 3e7, fast: bool = False, log=None) -> SpecReport:
-    """Run every scheme on the chip, then the workload, and fill the SPEC.md rows."""
-    cfg: dict = {}
+def spec_check(spec: ChipSpec = ChipSpec(), *, run: str | Path | None = None, out_dir: str | Path | None = None,
+               endurance_pulses: float = 3e7, fast: bool = False,
+               log: Callable[[str], None] | None = None) -> SpecReport:
+    """Run every scheme on the chip, then the workload, and fill the rows of docs/spec.md."""
+    cfg: dict[str, Any] = {}
     run_counters = None
     if run is not None:
-        run_counters, card_obj, geometry_run, cfg = load_run(Path(run))
-        geometry = geometry or geometry_run
-    else:
-        card_obj = card if isinstance(card, cardlib.Card) else cardlib.load(card)
-    geometry = geometry or card_obj["geometry"]["preset"]
-    params = cardlib.compile_card(card_obj, geometry, seed=seed, differential=differential)
-    out = Path(out_dir) if out_dir is not None else Path("runs") / f"spec-{card_obj.name}"
-    out.mkdir(parents=True, exist_ok=True)
-    say = log or (lambda *a: None)
-
-    def fresh():
-        b = open_backend(backend, port=port, board=board)
-        b.configure(params)
-        return b
-
+        run_counters, _, cfg = load_run(Path(run))
+        spec = run_chip(spec, Path(run), cfg)
+    say = log or (lambda m: None)
     res: dict[str, Any] = {}
-    b = fresh()
-    with b:
+    with open_chip(spec) as chip:
+        b, card_obj, params, layout = chip.backend, chip.card, chip.params, chip.layout
+        out = Path(out_dir) if out_dir is not None else Path("runs") / f"spec-{card_obj.name}"
+        out.mkdir(parents=True, exist_ok=True)
         pulses = card_obj["synapse"]["pulses"]
         pattern = f"(P{pulses} H16 D{pulses})x3"
-        say(f"pd {pattern}")
+        say(f"{layout.describe()}; pd {pattern}")
         res["pd"] = ch.run_pd(b, out / "pd", pattern=pattern, card=card_obj)
         say("retention")
         res["retention"] = ch.run_retention(b, out / "retention", first=b.cells // 2, card=card_obj)
@@ -227,23 +231,22 @@ def spec_check(card: str | Path | cardlib.Card = "spec", *, geometry: str | None
         b.reset(chip=True)
         if run_counters is None:
             say("workload")
-            counters = builtin_workload(b, seed=seed)
+            counters = builtin_workload(b, params, seed=spec.seed)
             workload = ("built-in: random weights programmed into the array, rate-coded random input "
-                        f"(p = 0.2, 100 steps, 4 samples) on the {backend} backend; inference counters only")
-            wmethod = f"built-in workload on {backend}: counters x card energies"
+                        f"(p = 0.2, 100 steps, 4 samples) on the {spec.backend} backend; inference counters only")
+            wmethod = f"built-in workload on {spec.backend}: counters x card energies"
         else:
             counters = run_counters
-            workload = f"session run {run}" + (f" ({cfg.get('command') or cfg.get('name')})" if cfg.get("command") or cfg.get("name") else "")
+            what = cfg.get("command") or cfg.get("name")
+            workload = f"session run {run}" + (f" ({what})" if what else "")
             wmethod = f"run {run}: session counters x card energies"
     eff = energy_report(params, counters)
     inv = inverse_question(params, counters, eff)
 
     pd, rt, en, yd, nr, itf = (res[k] for k in ("pd", "retention", "endurance", "yield", "neuron", "interface"))
+    geometry = layout.geometry
     rows_, cols_, layers_ = cardlib.GEOMETRIES[geometry]
-    neurons = sum(cardlib_neurons(params, l) for l in range(layers_))
     size_ok = (rows_ >= 32 and cols_ >= 32) or (rows_ >= 16 and cols_ >= 16 and layers_ >= 3)
-    need_neurons = 32 if (rows_ >= 32 and cols_ >= 32) else 16
-    diff_note = " (differential column pairs: cols/2 neurons per layer)" if params.diff_mask else ""
     reads = counters.reads
     e_read = params.e_read_aj / 1000.0
     en_val = en.endurance_pulses if not en.extrapolated or math.isfinite(en.endurance_pulses) else en.endurance_lower_pulses
@@ -277,24 +280,18 @@ def spec_check(card: str | Path | cardlib.Card = "spec", *, geometry: str | None
         R("interface", "interface_energy", "pre/post circuit energy", "<", 10.0,
           max(itf.pre_energy_fj, itf.post_energy_fj), "fJ/op", itf.method,
           f"pre {itf.pre_energy_fj:g}, post {itf.post_energy_fj:g} fJ/op"),
-        R("system", "system_neurons", "integrate-and-fire neurons operating with the array", ">=", need_neurons,
-          float(neurons), "neurons", f"geometry {geometry}, card {card_obj.name}{diff_note}",
-          f"target {need_neurons} for this geometry; post-neurons only (input rows are driven by the host)"),
+        R("system", "system_neurons", "integrate-and-fire neurons operating with the array", ">=",
+          layout.neuron_target, float(layout.total_neurons), "neurons",
+          f"card {card_obj.name}, layout {layout.describe()}",
+          f"target {layout.neuron_target} for this geometry; post-neurons only (input rows are driven by the host)"),
         R("system", "system_tops_per_w", "energy efficiency running a network", ">=", TARGET_TOPS_PER_W,
           eff.tops_per_w[PROGRAMME_CONVENTION], "TOPS/W", wmethod,
           f"OP: {OP_DEFINITIONS[PROGRAMME_CONVENTION]}; synaptic {_f(eff.tops_per_w['synaptic'])}, "
           f"MAC {_f(eff.tops_per_w['mac'])} TOPS/W; host MCU energy not measured"),
     ]
     schemes = {k: v.as_dict() for k, v in res.items()}
-    rep = SpecReport(card_obj.name, geometry, backend, workload, tuple(rows), eff, inv, schemes)
-    page = write_html(rep, out / "spec.html", out)
-    return SpecReport(rep.card, rep.geometry, rep.backend, rep.workload, rep.rows, eff, inv, schemes, str(page))
-
-
-def cardlib_neurons(params, layer: int) -> int:
-    from ._hal import lib
-
-    return int(lib.sb_params_neurons(params, layer))
+    rep = SpecReport(card_obj.name, geometry, spec.backend, layout, workload, tuple(rows), eff, inv, schemes)
+    return replace(rep, html=str(write_html(rep, out / "spec.html", out)))
 
 
 def _f(x) -> str:
@@ -304,6 +301,7 @@ def _f(x) -> str:
 # ---------------------------------------------------------------- text and HTML
 def format_text(rep: SpecReport) -> str:
     lines = [f"spec check: card {rep.card}, geometry {rep.geometry}, backend {rep.backend}",
+             f"layout: {rep.layout.describe()}",
              f"{'row':22s} {'target':>10s} {'value':>12s} {'unit':9s} result  method"]
     for r in rep.rows:
         v = r.value
@@ -394,8 +392,8 @@ def write_html(rep: SpecReport, path: Path, out: Path) -> Path:
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>spikeboard spec: {esc(rep.card)}</title>
 <style>body{{font-family:sans-serif;margin:20px}}table{{border-collapse:collapse;margin:8px 0}}
 td,th{{border:1px solid #bbb;padding:3px 7px;font-size:13px;vertical-align:top}}</style></head><body>
-<h1>SPEC.md check: card {esc(rep.card)}</h1>
-<p>geometry {esc(rep.geometry)}, backend {esc(rep.backend)}; {sum(r.passed for r in rep.rows)}/{len(rep.rows)} rows pass.</p>
+<h1>Spec check (docs/spec.md): card {esc(rep.card)}</h1>
+<p>geometry {esc(rep.geometry)}, backend {esc(rep.backend)}, layout {esc(rep.layout.describe())}; {sum(r.passed for r in rep.rows)}/{len(rep.rows)} rows pass.</p>
 <table><tr><th>block</th><th>figure</th><th>target</th><th>value</th><th>result</th><th>method</th></tr>{''.join(rows)}</table>
 <h2>System efficiency</h2><p>workload: {esc(rep.workload)}. Source: {esc(e.source)}. Host/MCU energy not measured.</p>
 <table><tr><th>convention</th><th>OPs</th><th>fJ/OP</th><th>TOPS/W</th><th>OP definition</th></tr>{eff_rows}</table>

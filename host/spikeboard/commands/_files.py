@@ -11,7 +11,7 @@ from ..errors import ConfigError
 _MAGIC = b"\x93NUMPY"
 
 
-def read_npy(path, what: str) -> np.ndarray:
+def read_npy(path: str | Path, what: str) -> np.ndarray:
     """One array from a .npy file; `what` names it in messages ("weight file")."""
     p = Path(path)
     if not p.exists():
@@ -44,7 +44,7 @@ def first_bad(mask: np.ndarray) -> str:
     return "[" + ", ".join(str(int(i)) for i in idx) + "]"
 
 
-def check_spikes(x: np.ndarray, path, *, inputs: int, max_level: int = 255, max_steps: int | None = None) -> np.ndarray:
+def check_spikes(x: np.ndarray, path: str | Path, *, inputs: int, max_level: int = 255, max_steps: int | None = None) -> np.ndarray:
     """Input spikes (steps, inputs) or (batch, steps, inputs): whole numbers in 0..max_level."""
     p = Path(path)
     if x.ndim not in (2, 3):

@@ -1,27 +1,43 @@
 """spikeboard bench: speed figures (never pass/fail)."""
 from __future__ import annotations
 
+import argparse
 import json
+from dataclasses import dataclass
+from typing import Any
+
+from ._options import Groups, Subparsers, add_command
 
 
-def register(sub, common):
-    p = sub.add_parser("bench", parents=[common["out"]], help="benchmarks: model speed, firmware instruction counts",
-                       description="model: ns per sample-step of the C chip model at batch 1/32/1024 and of a "
-                                   "whole-array sign update. firmware: instructions per pulse, per event and "
-                                   "per inference step of the firmware in QEMU (-icount).")
+@dataclass(frozen=True)
+class BenchResult:
+    target: str                  # "model" or "firmware"
+    figures: dict[str, Any]      # what bench_model / bench_firmware measured
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.figures)
+
+    @property
+    def text(self) -> str:
+        return json.dumps(self.figures, indent=2)
+
+
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "bench", groups=("out",), help="benchmarks: model speed, firmware instruction counts",
+                    description="model: ns per sample-step of the C chip model at batch 1/32/1024 and of a "
+                                "whole-array sign update. firmware: instructions per pulse, per event and "
+                                "per inference step of the firmware in QEMU (-icount).")
     p.add_argument("target", choices=("model", "firmware"))
     p.add_argument("--card", default="spec")
     p.add_argument("--board", default="netduinoplus2")
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> BenchResult:
     if args.target == "model":
         from ..bench import bench_model
 
-        r = bench_model(args.card)
-    else:
-        from ..bench import bench_firmware
+        return BenchResult("model", bench_model(args.card))
+    from ..bench import bench_firmware
 
-        r = bench_firmware(args.board)
-    return {**r, "text": json.dumps(r, indent=2)}
+    return BenchResult("firmware", bench_firmware(args.board))

@@ -1,29 +1,41 @@
 """spikeboard characterize: device measurements on any backend (CSV + figure each)."""
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import characterize as ch
 from ..chip import ChipSpec, open_chip
-from ..cli import log
 from ..errors import ConfigError
+from ._options import Groups, Subparsers, add_command, log
+from ._result import Record
 
 LIMITS = {"levels": (2, 1024), "t_max": (1e-6, 1e12), "max_pulses": (1, 1e12), "fraction": (0.0, 1.0),
           "steps": (1, 65535)}
 
 
-def register(sub, common):
-    p = sub.add_parser("characterize", parents=[common["chip"], common["out"]],
-                       help="measure the chip: pd, retention, endurance, yield, neuron, interface",
-                       description="Run a characterization scheme on the backend and write its data (CSV, "
-                                   "readable by `cards fit`) and a figure (PNG) into --out-dir. pd: a "
-                                   "potentiation/hold/depression pattern such as '(P64 H16 D64)x3' -> "
-                                   "linearity, symmetry (SPEC.md), exponential A and NeuroSim NL per branch, "
-                                   "levels, cycle-to-cycle spread. retention: levels read over log-spaced "
-                                   "model time, extrapolated to 1 and 10 years. endurance: P/D swings, window "
-                                   "vs pulses, extrapolated (and said so) below 1e8 pulses. yield: fault map. "
-                                   "neuron: f-I curve, max sustained rate, energy per spike. interface: "
-                                   "rate and energy per operation of the pre/post circuits.")
+@dataclass(frozen=True)
+class CharacterizeResult(Record):
+    card: str
+    backend: str
+    layout: dict[str, Any]          # chip.Layout.as_dict() of the chip measured
+    results: dict[str, Any]         # scheme -> its result's as_dict()
+    text: str
+
+
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "characterize", help="measure the chip: pd, retention, endurance, yield, neuron, interface",
+                    description="Run a characterization scheme on the backend and write its data (CSV, "
+                                "readable by `cards fit`) and a figure (PNG) into --out-dir. pd: a "
+                                "potentiation/hold/depression pattern such as '(P64 H16 D64)x3' -> "
+                                "linearity, symmetry (docs/spec.md), exponential A and NeuroSim NL per "
+                                "branch, levels, cycle-to-cycle spread. retention: levels read over "
+                                "log-spaced model time, extrapolated to 1 and 10 years. endurance: P/D "
+                                "swings, window vs pulses, extrapolated (and said so) below 1e8 pulses. "
+                                "yield: fault map. neuron: f-I curve, max sustained rate, energy per spike. "
+                                "interface: rate and energy per operation of the pre/post circuits.")
     p.add_argument("--scheme", required=True, choices=ch.SCHEMES + ("all",))
     p.add_argument("--out-dir", default="runs/characterize", help="directory for CSV and PNG (default %(default)s)")
     p.add_argument("--pattern", default=None, help="pd: pulse pattern (default '(P<pulses> H16 D<pulses>)x3')")
@@ -38,14 +50,14 @@ def register(sub, common):
     return p
 
 
-def _cells(args, ncells: int, default: int) -> list[int]:
+def _cells(args: argparse.Namespace, ncells: int, default: int) -> list[int]:
     try:
         return ch.parse_cells(args.cells, ncells, range(min(default, ncells)))
     except ConfigError as e:
         raise ConfigError(str(e), field="--cells") from None
 
 
-def run(args):
+def run(args: argparse.Namespace) -> CharacterizeResult:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("exists and is not a folder", field=f"--out-dir {out}")
@@ -54,26 +66,24 @@ def run(args):
             ch.parse_pattern(args.pattern)
         except ConfigError as e:
             raise ConfigError(str(e), field="--pattern") from None
-    chip = open_chip(ChipSpec.from_args(args))
-    b, card = chip.backend, chip.card
     schemes = ch.SCHEMES if args.scheme == "all" else (args.scheme,)
-    results = {}
+    results: dict[str, Any] = {}
     texts = []
-    pulses = card["synapse"]["pulses"]
-    with b:
+    with open_chip(ChipSpec.from_args(args)) as chip:
+        b, card = chip.backend, chip.card
+        pulses = card["synapse"]["pulses"]
         for s in schemes:
-            log(args, f"characterize {s} on {b.name} ...")
+            log(args, f"characterize {s} on {b.name} ({chip.layout.describe()}) ...")
+            r: ch.SchemeResult
             if s == "pd":
-                cells = _cells(args, b.cells, 16)
-                r = ch.run_pd(b, out, pattern=args.pattern or f"(P{pulses} H16 D{pulses})x3", cells=cells,
-                              card=card, start=args.start)
+                r = ch.run_pd(b, out, pattern=args.pattern or f"(P{pulses} H16 D{pulses})x3",
+                              cells=_cells(args, b.cells, 16), card=card, start=args.start)
             elif s == "retention":
                 r = ch.run_retention(b, out, levels=args.levels, t_max_s=args.t_max, card=card)
             elif s == "endurance":
-                cells = _cells(args, b.cells, 4)
                 mp = args.max_pulses or (3e7 if b.name == "model" else 2e4)
-                r = ch.run_endurance(b, out, cells=cells, swing=pulses, max_pulses=mp, fraction=args.fraction,
-                                     card=card)
+                r = ch.run_endurance(b, out, cells=_cells(args, b.cells, 4), swing=pulses, max_pulses=mp,
+                                     fraction=args.fraction, card=card)
             elif s == "yield":
                 r = ch.run_yield(b, out, card=card)
             elif s == "neuron":
@@ -84,4 +94,4 @@ def run(args):
                 b.reset(chip=True)
             results[s] = r.as_dict()
             texts.append(f"{s} ({card.name}, {b.name}):\n{ch.format_result(r)}")
-    return {"card": card.name, "backend": b.name, "results": results, "text": "\n".join(texts)}
+        return CharacterizeResult(card.name, b.name, chip.layout.as_dict(), results, "\n".join(texts))

@@ -1,25 +1,27 @@
 """spikeboard emulate: run the emulated board and print its URL until stopped."""
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 from ..emulator import Emulator, find_firmware
+from ._options import Groups, Subparsers, add_command
 
 
-def register(sub, common):
-    p = sub.add_parser("emulate", parents=[common["out"]],
-                       help="start the emulated board (QEMU) and print its serial URL",
-                       description="Start the firmware in QEMU with its UART on a loopback TCP port; "
-                                   "print the socket:// URL and keep running until Ctrl-C. Other "
-                                   "commands reach it with --backend emulator --port URL.")
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "emulate", groups=("out",), help="start the emulated board (QEMU) and print its serial URL",
+                    description="Start the firmware in QEMU with its UART on a loopback TCP port; "
+                                "print the socket:// URL and keep running until Ctrl-C. Other "
+                                "commands reach it with --backend emulator --port URL.")
     p.add_argument("--board", default="netduinoplus2")
     p.add_argument("--icount", type=int, default=None, help="QEMU -icount shift (deterministic instruction time)")
     p.add_argument("--for", dest="duration", type=float, default=None, help="stop after this many seconds")
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> None:
+    """Runs until Ctrl-C or --for; the URL is the output, printed as soon as it is known."""
     emu = Emulator(find_firmware(args.board), icount=args.icount)
     url = emu.start()
     print(url, flush=True)
@@ -32,4 +34,3 @@ def run(args):
     finally:
         emu.stop()
     print("emulator stopped", file=sys.stderr)
-    return None

@@ -1,28 +1,42 @@
 """spikeboard flash: build and upload the firmware with PlatformIO."""
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DeviceError
+from ._options import Groups, Subparsers, add_command
+from ._result import Record
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def register(sub, common):
-    p = sub.add_parser("flash", parents=[common["out"]], help="build and upload the firmware (PlatformIO)",
-                       description="Build the firmware for a board with PlatformIO (offline, local "
-                                   "platform) and upload it (openocd or st-flash). --build-only skips "
-                                   "the upload, which is what works without a board attached.")
+@dataclass(frozen=True)
+class FlashResult(Record):
+    board: str
+    elf: str
+    uploaded: bool
+
+    @property
+    def text(self) -> str:
+        return f"built {self.elf}" + (" and uploaded" if self.uploaded else "")
+
+
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "flash", groups=("out",), help="build and upload the firmware (PlatformIO)",
+                    description="Build the firmware for a board with PlatformIO (offline, local "
+                                "platform) and upload it (openocd or st-flash). --build-only skips "
+                                "the upload, which is what works without a board attached.")
     p.add_argument("--board", required=True, help="board folder under boards/ (e.g. nucleo_f446re)")
     p.add_argument("--build-only", action="store_true")
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> FlashResult:
     if not (ROOT / "boards" / args.board / "board.yaml").exists():
         boards = sorted(d.name for d in (ROOT / "boards").iterdir() if (d / "board.yaml").exists())
         raise ConfigError(f"no board {args.board!r} (boards/: {', '.join(boards)})")
@@ -37,5 +51,4 @@ def run(args):
         tail = (r.stdout or "").strip().splitlines()[-5:]
         raise DeviceError(f"{' '.join(cmd[1:])} failed: " + " | ".join(tail))
     elf = ROOT / ".pio" / "build" / args.board / "firmware.elf"
-    print(f"built {elf}" + ("" if args.build_only else " and uploaded"), file=sys.stderr)
-    return {"board": args.board, "elf": str(elf), "uploaded": not args.build_only}
+    return FlashResult(args.board, str(elf), not args.build_only)

@@ -1,27 +1,37 @@
 """spikeboard info: what is connected."""
 from __future__ import annotations
 
-from dataclasses import asdict
+import argparse
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..chip import ChipSpec, open_chip
 from ..energy import energy_report, format_report
+from ._options import Groups, Subparsers, add_command
+from ._result import Record
 
 
-def register(sub, common):
-    p = sub.add_parser("info", parents=[common["chip"], common["out"]],
-                       help="what is connected: firmware, board, geometry, card, counters",
+@dataclass(frozen=True)
+class InfoResult(Record):
+    info: dict[str, Any]            # the backend's BoardInfo
+    layout: dict[str, Any]          # chip.Layout.as_dict()
+    card: str
+    counters: dict[str, int]
+    text: str
+
+
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    return add_command(sub, "info", help="what is connected: firmware, board, geometry, layout, card, counters",
                        description="Connect to the backend, configure it with the card and show the "
-                                   "firmware version, board, geometry, card hash and counters.")
-    return p
+                                   "firmware version, board, geometry, layout, card hash and counters.")
 
 
-def run(args):
-    chip = open_chip(ChipSpec.from_args(args))
-    b, card = chip.backend, chip.card
-    with b:
+def run(args: argparse.Namespace) -> InfoResult:
+    with open_chip(ChipSpec.from_args(args)) as chip:
+        b, card = chip.backend, chip.card
         info = b.info()
         c = b.counters()
-        e = energy_report(b.params, c)
+        e = energy_report(chip.params, c)
     text = "\n".join([
         f"backend   {info.backend}",
         f"board     {info.board}",
@@ -32,4 +42,4 @@ def run(args):
         f"counters  {c.as_dict()}",
         format_report(e),
     ])
-    return {"info": asdict(info), "layout": chip.layout.as_dict(), "card": card.name, "counters": c.as_dict(), "text": text}
+    return InfoResult(asdict(info), chip.layout.as_dict(), card.name, c.as_dict(), text)

@@ -1,20 +1,37 @@
 """spikeboard report: render a run's report again."""
 from __future__ import annotations
 
+import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
+from ._options import Groups, Subparsers, add_command
 
 
-def register(sub, common):
-    p = sub.add_parser("report", parents=[common["out"]], help="render a run's report again",
-                       description="Re-render report.html and the figures of a run folder from its files.")
+@dataclass(frozen=True)
+class ReportResult:
+    result: dict[str, Any]          # the run's result.json
+    report: str                     # the report.html written
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.result, "report": self.report}
+
+    @property
+    def text(self) -> str:
+        return self.report
+
+
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "report", groups=("out",), help="render a run's report again",
+                    description="Re-render report.html and the figures of a run folder from its files.")
     p.add_argument("run", help="run folder")
     return p
 
 
-def run(args):
+def run(args: argparse.Namespace) -> ReportResult:
     from ..report import render
 
     run = Path(args.run)
@@ -29,5 +46,4 @@ def run(args):
         raise ConfigError(f"not valid JSON ({e})", file=rj) from None
     if not isinstance(result, dict):
         raise ConfigError(f"must hold a JSON object, got {type(result).__name__}", file=rj)
-    out = render(run)
-    return {**result, "report": str(out), "text": f"{out}"}
+    return ReportResult(result, str(render(run)))
