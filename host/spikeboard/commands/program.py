@@ -1,13 +1,16 @@
-"""spikeboard program: write-verify a weight file onto the array."""
+"""spikeboard program: write-verify a weight file onto the array, through
+spikeboard.mapping (the one mapping and tolerance that NIR, torch and the
+ex-situ apps use)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .. import cards
 from ..chip import ChipSpec, compile_chip, open_chip
 from ..errors import ConfigError
+from ..mapping import ChipConfig, ProgramReport, layer_weights, program_codes, program_weights
 from ._files import first_bad, read_npy
 
 LIMITS = {"layer": (0, 255), "tolerance": (0, 65535), "max_pulses": (1, 255)}
@@ -17,67 +20,53 @@ def register(sub, common):
     p = sub.add_parser("program", parents=[common["chip"], common["out"]],
                        help="write-verify a weight file onto the array",
                        description="Program conductances with write-verify. The file (.npy) holds either "
-                                   "conductance codes (uint16, one per cell or shaped layers x rows x cols) "
-                                   "or float weights in [-1, 1] shaped (rows, neurons) for one layer, mapped "
-                                   "to differential pairs (G+ - G-) or to G - G_ref on a single-ended layer.")
+                                   "conductance codes (unsigned integers, one per cell or shaped layers x rows x "
+                                   "cols) or float weights in [-1, 1] shaped (rows, neurons) for one layer. "
+                                   "A float weight w is the chip weight w x (the largest weight the layer "
+                                   "holds): 1 is G+ at the top of the usable window (Gmax less three sigma of "
+                                   "the window spread) with G- at Gmin on a differential pair, G - G_ref as "
+                                   "far above the reference on a single-ended layer; -1 the mirror image "
+                                   "(clipped at Gmin). A chip weight is neuron input per spike, in units of "
+                                   "the card's [neuron] threshold. Cells the file leaves out hold weight 0.")
     p.add_argument("weights", help=".npy file")
     p.add_argument("--layer", type=int, default=0, help="layer for float weights")
-    p.add_argument("--tolerance", type=int, default=None, help="accepted |G - target| in codes (default 1 %% of window)")
+    p.add_argument("--tolerance", type=int, default=None,
+                   help="accepted |G - target| in codes (default: 0.6 of the card's largest pulse step + 1, "
+                        "the one write-verify tolerance)")
     p.add_argument("--max-pulses", type=int, default=255, help="most pulses per cell (1..255)")
     return p
 
 
-def file_targets(w: np.ndarray, params, layer: int, path) -> np.ndarray:
-    """A weight file's array -> conductance targets of the whole array, checked:
-    integer codes (one per cell) or float weights; errors name the file and element."""
-    cells = params.rows * params.cols * params.layers
+def file_weights(w: np.ndarray, config: ChipConfig, layer: int, path: Any) -> np.ndarray:
+    """A weight file's array, checked: integer codes of every cell (uint16,
+    flat), or float weights in [-1, 1] converted to chip units (rows, neurons).
+    Errors name the file and element."""
+    c = config
     if w.dtype.kind == "b":
         raise ConfigError("dtype bool: need conductance codes (unsigned integers) or float weights in [-1, 1]",
                           file=path)
     if w.dtype.kind in "iu":
-        t = w.ravel()
-        if t.size != cells:
-            raise ConfigError(f"{t.size} conductance codes (shape {w.shape}), the array has {cells} cells "
-                              f"({params.layers}x{params.rows}x{params.cols})", file=path)
+        if w.size != c.cells:
+            raise ConfigError(f"{w.size} conductance codes (shape {w.shape}), the array has {c.cells} cells "
+                              f"({c.layers}x{c.rows}x{c.cols})", file=path)
         bad = (w < 0) | (w > 65535)
         if bad.any():
             raise ConfigError(f"code {first_bad(bad)} = {w[tuple(np.argwhere(bad)[0])]}: conductance codes "
                               "must be within 0..65535", file=path)
-        return t.astype(np.uint16)
-    return weights_to_targets(w.astype(float), params, layer, path)
-
-
-def weights_to_targets(w: np.ndarray, params, layer: int, path="weights") -> np.ndarray:
-    """Float weights (rows, neurons) in [-1, 1] -> conductance targets of the whole array."""
-    from .._hal import lib
-
-    if not 0 <= layer < params.layers:
-        raise ConfigError(f"the array has layers 0..{params.layers - 1}", field=f"--layer {layer}")
-    nn = lib.sb_params_neurons(params, layer)
-    if w.ndim != 2 or w.shape[0] > params.rows or w.shape[1] > nn:
-        raise ConfigError(f"float weights must be (rows <= {params.rows}, neurons <= {nn}) for layer {layer}, "
-                          f"got {w.shape}", file=path)
+        return w.ravel().astype(np.uint16)
+    if not 0 <= layer < c.layers:
+        raise ConfigError(f"the array has layers 0..{c.layers - 1}", field=f"--layer {layer}")
+    w = w.astype(float)
+    if w.ndim != 2 or w.shape[0] > c.rows or w.shape[1] > c.neurons(layer):
+        raise ConfigError(f"float weights must be (rows <= {c.rows}, neurons <= {c.neurons(layer)}) for layer "
+                          f"{layer}, got {w.shape}", file=path)
     bad = ~np.isfinite(w) | (np.abs(np.nan_to_num(w, nan=0.0)) > 1.0)
     if bad.any():
         raise ConfigError(f"weight {first_bad(bad)} = {float(w[tuple(np.argwhere(bad)[0])]):g}: float weights must be "
                           "finite and within [-1, 1]", file=path)
-    g = np.full((params.layers, params.rows, params.cols), params.g_min, dtype=np.int64)
-    span = params.g_max - params.g_min
-    if (params.diff_mask >> layer) & 1:
-        g[layer, :w.shape[0], 0:2 * w.shape[1]:2] = params.g_min + np.round(np.clip(w, 0, 1) * span)
-        g[layer, :w.shape[0], 1:2 * w.shape[1]:2] = params.g_min + np.round(np.clip(-w, 0, 1) * span)
-    else:
-        ref = params.g_ref
-        g[layer, :w.shape[0], :w.shape[1]] = np.clip(ref + np.round(w * (params.g_max - ref)), params.g_min, params.g_max)
-    return g.ravel().astype(np.uint16)
-
-
-def default_tolerance(p) -> int:
-    """1 % of the window, but never below 0.6 of the largest single pulse step
-    (a target between two levels cannot be hit closer than half a step)."""
-    span = p.g_max - p.g_min
-    step = max(max(p.step_p), max(p.step_d)) * span / 65536
-    return max(1, int(span // 100), int(0.6 * step + 1))
+    chip = w * c.weight_max(layer)        # [-1, 1] -> chip units
+    layer_weights(c, layer, chip)         # the mapping's own checks, before the chip is touched
+    return chip
 
 
 def run(args):
@@ -85,20 +74,21 @@ def run(args):
     w = read_npy(path, "weight file")
     spec = ChipSpec.from_args(args)
     # checked against the compiled card before the chip is touched
-    t = file_targets(w, compile_chip(spec)[1], args.layer, path)
-    b = open_chip(spec).backend
-    with b:
-        p = b.params
-        if t.size != b.cells:
-            raise ConfigError(f"{t.size} targets, the connected array has {b.cells} cells", file=path)
-        tol = args.tolerance if args.tolerance is not None else default_tolerance(p)
-        r = b.program(t, tolerance=tol, max_pulses=args.max_pulses)
-        g = b.read_conductance()
-        err = g.astype(np.int64) - t
-        ok = ~r.failed
-        rms = float(np.sqrt(np.mean(err[ok] ** 2))) if ok.any() else float("nan")
-        res = {"cells": int(b.cells), "failed": int(r.failed.sum()), "pulses": int(r.pulses.sum()),
-               "rms_error_codes": rms, "tolerance": tol, "failed_cells": np.flatnonzero(r.failed).tolist()}
-    res["text"] = (f"programmed {res['cells']} cells with {res['pulses']} pulses; {res['failed']} failed "
-                   f"(tolerance {tol} codes), RMS error {rms:.1f} codes on the rest")
-    return res
+    weights = file_weights(w, ChipConfig.from_params(compile_chip(spec)[1]), args.layer, path)
+    with open_chip(spec) as chip:
+        kw: dict[str, Any] = {"tolerance": args.tolerance, "max_pulses": args.max_pulses}
+        if weights.dtype == np.uint16:
+            rep: ProgramReport = program_codes(chip.backend, weights, **kw)
+        else:
+            rep = program_weights(chip.backend, weights, layer=args.layer, **kw)
+        cells = chip.backend.cells
+    err = rep.codes.astype(np.int64) - rep.targets
+    ok = np.ones(err.size, bool)
+    ok[rep.failed_cells - rep.first] = False
+    rms = float(np.sqrt(np.mean(err[ok] ** 2))) if ok.any() else float("nan")
+    return {"cells": int(cells), "failed": rep.failed, "pulses": rep.pulses, "rms_error_codes": rms,
+            "tolerance": rep.tolerance, "failed_cells": rep.failed_cells.tolist(),
+            "layers": [r.as_dict() for r in rep.layers], "layout": chip.layout.as_dict(),
+            "text": (f"programmed {len(err)} of {cells} cells ({chip.layout.describe()}) with {rep.pulses} "
+                     f"pulses; {rep.failed} failed (tolerance {rep.tolerance} codes), RMS error {rms:.1f} codes "
+                     f"on the rest")}
