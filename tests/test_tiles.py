@@ -1,6 +1,7 @@
-"""Tiled arrays (hal/ tile.c through spikeboard.tiles): larger logical layers
-on a grid of physical tiles, bit-exact against a numpy reference of the
-documented arithmetic, equal to the plain chip on one tile."""
+"""Tiled arrays (hal/ tile.c through the model backend, configured with a
+shape larger than its array): larger logical layers on a grid of physical
+tiles, bit-exact against a numpy reference of the documented arithmetic,
+equal to the plain chip on one tile."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +9,11 @@ import pytest
 
 from spikeboard import cards
 from spikeboard._hal import ffi, lib
+from spikeboard.backends import open_backend
 from spikeboard.backends.model import ModelBackend
 from spikeboard.energy import energy_report
 from spikeboard.errors import ConfigError, DeviceError
-from spikeboard.tiles import TiledArray
+from spikeboard.tiles import open_tiled
 
 from .conftest import ideal_card
 
@@ -19,6 +21,21 @@ from .conftest import ideal_card
 def params(card="rram-nonlinear", *, differential=True, seed=7, neuron=None, card_obj=None):
     c = card_obj if card_obj is not None else cards.load(card)
     return cards.compile_card(c, "32x32", seed=seed, differential=differential, neuron=neuron)
+
+
+def tiled(p, rows, cols):
+    """A rows x cols layer through the backend interface."""
+    b = open_backend("model")
+    b.configure(p, shape=(rows, cols))
+    return b
+
+
+def one_tile(p):
+    """The tile machinery on one tile, where configure would take the plain array."""
+    b = ModelBackend()
+    b.configure_tiles(p, (p.rows, p.cols))
+    assert b.tile_of(0, 0) == (0, 0) and b.grid == (1, 1)       # the tiled path, not the plain chip
+    return b
 
 
 def reference(p, g, x, rows, cols):
@@ -66,8 +83,8 @@ def reference(p, g, x, rows, cols):
 def test_tiled_layer_matches_reference_arithmetic(differential, rows, cols):
     card = ideal_card().with_overrides(neuron={"leak": 0.05, "refractory_steps": 1})
     p = params(card_obj=card, differential=differential, neuron={"threshold": 1.0})
-    t = TiledArray(p, rows, cols)
-    assert t.grid == (-(-rows // 32), -(-cols // 32)) and t.tiles == t.grid[0] * t.grid[1]
+    t = tiled(p, rows, cols)
+    assert t.grid == (-(-rows // 32), -(-cols // 32)) and len(t.chips) == t.grid[0] * t.grid[1]
     rng = np.random.default_rng(5)
     pp = t.params
     t.program(rng.integers(pp.g_min, pp.g_max, rows * cols), tolerance=(pp.g_max - pp.g_min) // 50)
@@ -84,7 +101,7 @@ def test_partial_sums_cross_row_tiles():
     """Rows of the second band reach the neurons only through the bank's adder:
     driving them alone moves the membranes that tile 1's conductances say."""
     p = params(card_obj=ideal_card(), neuron={"threshold": 100.0})
-    t = TiledArray(p, 64, 4)
+    t = tiled(p, 64, 4)
     pp = t.params
     target = np.full((64, 4), pp.g_min, np.int64)
     target[32:, 0] = pp.g_min + (pp.g_max - pp.g_min) // 2       # neuron 0, + device, tile 1 only
@@ -104,7 +121,7 @@ def test_partial_sums_cross_row_tiles():
 @pytest.mark.parametrize("card", ["spec", "rram-nonlinear"])
 def test_one_tile_is_the_plain_chip(card):
     p = params(card)
-    t = TiledArray(p, 32, 32)
+    t = one_tile(p)
     m = ModelBackend()
     m.configure(p)
     rng = np.random.default_rng(2)
@@ -122,14 +139,14 @@ def test_one_tile_is_the_plain_chip(card):
 
 def test_tiles_have_their_own_seed_and_same_seed_same_bits():
     p = params("rram-nonlinear")
-    a, b = TiledArray(p, 64, 64), TiledArray(p, 64, 64)
+    a, b = tiled(p, 64, 64), tiled(p, 64, 64)
     assert lib.sb_tile_seed(p.seed, 0) == p.seed
     seeds = {lib.sb_tile_seed(p.seed, k) for k in range(4)}
     assert len(seeds) == 4
     # device-to-device variation differs between tiles (own seed), is the same for the same seed
-    wmax = [np.frombuffer(ffi.buffer(c.wmax, 2 * 1024), np.uint16) for c in a._chips]
+    wmax = [np.frombuffer(ffi.buffer(c.wmax, 2 * 1024), np.uint16) for c in a.chips]
     assert not (wmax[0] == wmax[1]).all()
-    assert (wmax[3] == np.frombuffer(ffi.buffer(b._chips[3].wmax, 2 * 1024), np.uint16)).all()
+    assert (wmax[3] == np.frombuffer(ffi.buffer(b.chips[3].wmax, 2 * 1024), np.uint16)).all()
     rng = np.random.default_rng(3)
     tg = rng.integers(p.g_min, p.g_max, 64 * 64)
     a.program(tg, tolerance=600)
@@ -139,15 +156,15 @@ def test_tiles_have_their_own_seed_and_same_seed_same_bits():
     parts = [b.infer_batch(x[:2]), b.infer_batch(x[2:3]), b.infer_batch(x[3:])]   # ... or 2 + 1 + 3
     assert (s_all == np.concatenate([s for s, _ in parts])).all()
     assert (v_all == np.concatenate([v for _, v in parts])).all()
-    c = TiledArray(params("rram-nonlinear", seed=8), 64, 64)
+    c = tiled(params("rram-nonlinear", seed=8), 64, 64)
     c.program(tg, tolerance=600)
     assert not (c.read_conductance() == a.read_conductance()).all()
 
 
 def test_step_counters_and_energy():
     p = params("spec", differential=False)
-    t = TiledArray(p, 80, 40)                     # 3 x 2 tiles, the last band has 16 rows
-    assert t.grid == (3, 2) and t.neurons == 40
+    t = tiled(p, 80, 40)                          # 3 x 2 tiles, the last band has 16 rows
+    assert t.grid == (3, 2) and t.neurons() == 40
     t.counters(clear=True)
     x = np.zeros((1, 1, 80), np.uint8)
     x[0, 0, [1, 5, 33, 70, 79]] = 1               # 2 rows in band 0, 1 in band 1, 2 in band 2
@@ -166,12 +183,10 @@ def test_step_counters_and_energy():
 
 def test_update_moves_the_mapped_cells_only():
     p = params(card_obj=ideal_card())
-    t = TiledArray(p, 40, 34)
-    counts = np.zeros((40, 34), np.int64)
-    counts[35, 33] = 3                            # tile (1, 1)
-    counts[0, 0] = 2                              # tile (0, 0)
+    t = tiled(p, 40, 34)
     g0 = t.read_conductance().reshape(40, 34)
-    t.update(counts)
+    t.pulse(35 * 34 + 33, 1, +1, 3)               # tile (1, 1)
+    t.pulse(0, 1, +1, 2)                          # tile (0, 0)
     g1 = t.read_conductance().reshape(40, 34)
     moved = g1 != g0
     assert moved[35, 33] and moved[0, 0] and moved.sum() == 2
@@ -182,20 +197,20 @@ def test_update_moves_the_mapped_cells_only():
 def test_bad_input_is_named():
     p = params("spec")
     with pytest.raises(ConfigError, match="even"):
-        TiledArray(p, 64, 33)
+        tiled(p, 64, 33)
     with pytest.raises(ConfigError, match="tiles"):
-        TiledArray(p, 32 * 65, 2)
+        tiled(p, 32 * 65, 2)
     with pytest.raises(ConfigError, match="one layer"):
-        TiledArray(cards.compile_card(cards.load("spec"), "16x16x3"), 64, 64)
-    t = TiledArray(p, 40, 20)
+        tiled(cards.compile_card(cards.load("spec"), "16x16x3"), 64, 64)
+    t = tiled(p, 40, 20)
     with pytest.raises(ConfigError, match=r"\(batch, steps, 40\)"):
         t.infer_batch(np.zeros((2, 5, 32), np.uint8))
     with pytest.raises(ConfigError, match="levels"):
         t.infer_batch(np.full((1, 5, 40), 9, np.uint8))
-    with pytest.raises(ConfigError, match="800 values"):
-        t.program(np.zeros(799))
-    with pytest.raises(ConfigError, match="-127..127"):
-        t.update(np.full(800, 200))
+    with pytest.raises(ConfigError, match=r"out of the layer \(0..799\)"):
+        t.program(np.zeros(801))
+    with pytest.raises(ConfigError, match="polarity"):
+        t.pulse(0, 800, 2, 1)
     with pytest.raises(DeviceError, match="out of the array"):
         t.tile_of(40, 0)
 
@@ -205,18 +220,17 @@ def test_learning_on_one_tile_is_the_chips_rule():
     sb_learn_train does on the plain chip (same error, same accumulators,
     same closed-loop steps), sample after sample."""
     from spikeboard.apps import get_app, prepare
-    from spikeboard.apps.run import make_params
 
     app = get_app("digits")
     P = prepare(app, 32, 0, train_limit=150)
-    p = make_params("rram-nonlinear", "32x32", seed=1, threshold=app.threshold)
+    p = params("rram-nonlinear", seed=1, neuron={"threshold": app.threshold})    # one differential 32x32 layer
     m = ModelBackend()
     m.configure(p)
-    t = TiledArray(p, 32, 32)
+    t = one_tile(p)
     pulses = 0
     for i in range(len(P.y_train)):
         a = m.train(P.x_train[i], int(P.y_train[i]), rule="compensated", target=1, max_pulses=32, sample_id=i)
-        b = t.train(P.x_train[i], int(P.y_train[i]), target=1, max_pulses=32, sample_id=i)
+        b = t.train(P.x_train[i], int(P.y_train[i]), rule="compensated", target=1, max_pulses=32, sample_id=i)
         assert (a.predicted, a.pulses) == (b.predicted, b.pulses) and (a.counts == b.counts).all()
         pulses += a.pulses
     assert pulses > 100
@@ -228,12 +242,12 @@ def test_every_tile_learns_its_part():
     """On a 3 x 1 grid each tile's cells move with its own band's inputs: a
     sample whose spikes sit in one band only moves cells of that tile."""
     p = params(card_obj=ideal_card(), neuron={"threshold": 2.0})
-    t = TiledArray(p, 80, 32)
+    t = tiled(p, 80, 32)
     x = np.zeros((32, 80), np.uint8)
     x[::2, 40:50] = 1                                # band 1 (rows 32..63) only
     before = t.read_conductance().reshape(80, 32)
     for k in range(6):
-        t.train(x, 3, target=1, max_pulses=32, sample_id=k)
+        t.train(x, 3, rule="compensated", target=1, max_pulses=32, sample_id=k)
     moved = t.read_conductance().reshape(80, 32) != before
     assert moved[40:50].any()
     assert not moved[:32].any() and not moved[64:].any() and not moved[32:40].any() and not moved[50:64].any()
@@ -242,7 +256,7 @@ def test_every_tile_learns_its_part():
     with pytest.raises(ConfigError, match="compensated"):
         t.train(x, 3, rule="sign")
     with pytest.raises(ConfigError, match="label 16"):
-        t.train(x, 16)
+        t.train(x, 16, rule="compensated")
 
 
 def test_tiled_app_at_full_width_beats_the_pca_tile():
@@ -273,12 +287,12 @@ def test_mnist5k_loads_labels_from_the_last_column():
 
 def test_card_geometry_tiled_sets_the_layer_and_is_validated():
     card = cards.load("spec").with_overrides(geometry={"tiled": "65x20", "differential": True})
-    t = TiledArray.from_card(card, seed=1)
-    assert (t.rows, t.cols, t.grid, t.neurons) == (65, 20, (3, 1), 10)
+    t = open_tiled(card, seed=1)
+    assert (t.layer_shape, t.grid, t.neurons()) == ((65, 20), (3, 1), 10)
     for bad, msg in [("65by20", "ROWSxCOLS"), ("4000x32", "tiles"), ("64x33", "even"), ("32x600", "256 neurons")]:
         with pytest.raises(ConfigError, match=r"\[geometry\.tiled\].*" + msg):
             cards.load("spec").with_overrides(geometry={"tiled": bad, "differential": True})
     with pytest.raises(ConfigError, match="single-layer"):
         cards.load("spec").with_overrides(geometry={"tiled": "64x64", "preset": "16x16x3"})
     with pytest.raises(ConfigError, match="no \\[geometry\\].tiled"):
-        TiledArray.from_card("spec")
+        open_tiled("spec")

@@ -1,5 +1,9 @@
-"""Tiled arrays on the model: a logical layer larger than one physical array
-runs as a grid of tiles (hal/ sb_tiled_t, see hal/include/sb/tile.h).
+"""Tiled layers on the model: a one-layer chip larger than one physical array
+runs as a grid of tiles (hal/ sb_tiled_t, see hal/include/sb/tile.h). It is
+reached through the backend interface like any chip:
+
+    b = open_backend("model")
+    b.configure(params, shape=(785, 20))     # params: one tile, e.g. 32x32
 
 Each tile is a virtual chip with the card's geometry (one layer, e.g. 32x32)
 and a seed of its own; the tiles' post interfaces hand partial neuron inputs
@@ -9,80 +13,89 @@ device controller, so counters and energy are the chip's, summed.
 
 Logical cells are indexed row-major over the logical layer (row * cols +
 col), as on a single chip; on differential tiles neuron j is the column pair
-(2j, 2j+1)."""
+(2j, 2j+1). This module holds the grid (TileGrid, what ModelBackend drives
+when configured with such a shape), its cell mapping (Tiling) and the card
+compiled for one tile (tile_card)."""
 from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import cards as cardlib
 from ._hal import ffi, lib
-from .backends.base import RULES, Counters, ProgramResult, TrainResult, masks_to_spikes
 from .errors import ConfigError, check
 
+if TYPE_CHECKING:
+    from .backends.model import ModelBackend
 
-class TiledArray:
-    """A rows x cols logical layer on ceil(rows/R) x ceil(cols/C) tiles."""
 
-    name = "model-tiled"
+@dataclass(frozen=True)
+class Tiling:
+    """A rows x cols logical layer on a grid of tile_rows x tile_cols tiles."""
 
-    def __init__(self, params, rows: int, cols: int):
-        p = params[0] if hasattr(params, "__getitem__") else params
+    rows: int
+    cols: int
+    tile_rows: int
+    tile_cols: int
+    grid: tuple[int, int]
+    neurons: int
+
+    @classmethod
+    def of(cls, p: Any, rows: int, cols: int) -> "Tiling":
+        """The tiling of a layer on tiles of p's geometry; ConfigError naming what does not fit."""
         if p.layers != 1:
             raise ConfigError(f"tiled layer: the tile geometry must have one layer, the card block has {p.layers}")
         try:
-            gr, gc, _ = cardlib.tile_grid(rows, cols, p.rows, p.cols, bool(p.diff_mask & 1))
+            gr, gc, neurons = cardlib.tile_grid(rows, cols, p.rows, p.cols, bool(p.diff_mask & 1))
         except ConfigError as e:
             raise ConfigError(f"tiled layer: {e}") from None
-        self.params = ffi.new("sb_params_t *", p)
-        self.rows, self.cols, self.grid = rows, cols, (gr, gc)
-        self._chips = [ffi.new("sb_chip_t *") for _ in range(gr * gc)]
-        self._devs = [ffi.new("sb_dev_t *") for _ in range(gr * gc)]
-        for chip, dev in zip(self._chips, self._devs):
-            lib.sb_dev_init(dev, lib.sb_chip_port(chip, ffi.NULL))
-        self._tiles = ffi.new("sb_dev_t *[]", self._devs)
-        self._t = ffi.new("sb_tiled_t *")
-        check(lib.sb_tiled_configure(self._t, self._tiles, len(self._devs), self.params, rows, cols),
-              "configure tiled layer")
-        self.neurons = int(self._t.neurons)
-        self.words = (self.neurons + 31) // 32
-        # tile and in-tile cell of every logical cell, row-major
-        r, c = np.divmod(np.arange(rows * cols), cols)
-        self._tile = (r // p.rows) * gc + c // p.cols
-        self._cell = (r % p.rows) * p.cols + c % p.cols
-
-    @classmethod
-    def from_card(cls, card: "str | cardlib.Card", rows: int | None = None, cols: int | None = None, *,
-                  geometry: str | None = None, differential: bool | None = None, seed: int | None = None,
-                  **compile_kw) -> "TiledArray":
-        """A card compiled for one tile (its single-layer preset) and laid over
-        rows x cols; without them, over the card's [geometry].tiled."""
-        c = cardlib.load(card) if isinstance(card, str) else card
-        g = dict(c["geometry"])
-        if geometry is not None:
-            g["preset"] = geometry
-        if differential is not None:
-            g["differential"] = differential
-        if rows is None or cols is None:
-            if not g["tiled"]:
-                raise ConfigError(f"card {c.name}: no [geometry].tiled layer; give rows and cols")
-            rows, cols = cardlib.tiled_shape(g, c.path or c.name)
-        if cardlib.GEOMETRIES.get(g["preset"], (0, 0, 0))[2] != 1:
-            raise ConfigError(f"tile geometry {g['preset']!r}: need a single-layer preset "
-                              f"({', '.join(k for k, v in cardlib.GEOMETRIES.items() if v[2] == 1)})")
-        p = cardlib.compile_card(c, g["preset"], seed=seed, differential=g["differential"], **compile_kw)
-        return cls(p, rows, cols)
+        return cls(rows, cols, p.rows, p.cols, (gr, gc), neurons)
 
     @property
     def tiles(self) -> int:
-        return len(self._devs)
+        return self.grid[0] * self.grid[1]
 
-    @property
-    def cells(self) -> int:
-        return self.rows * self.cols
+    def segments(self, first: int, n: int) -> list[tuple[int, int, int, int]]:
+        """Logical cells first..first+n as runs (tile, first cell in the tile,
+        count, offset in the range), in logical order: a run is a piece of
+        one logical row inside one tile, contiguous in that tile."""
+        if n <= 0:
+            return []
+        r, c = np.divmod(np.arange(first, first + n), self.cols)
+        tile = (r // self.tile_rows) * self.grid[1] + c // self.tile_cols
+        cell = (r % self.tile_rows) * self.tile_cols + c % self.tile_cols
+        cut = np.flatnonzero((np.diff(tile) != 0) | (np.diff(cell) != 1)) + 1
+        starts, ends = np.concatenate([[0], cut]), np.concatenate([cut, [n]])
+        return [(int(tile[s]), int(cell[s]), int(e - s), int(s)) for s, e in zip(starts, ends)]
 
-    @property
-    def layer_shape(self) -> tuple[int, int]:
-        return self.rows, self.cols
+
+# A tiled layer's device image: this header, the neuron bank's counters, then
+# every tile's device image in grid order.
+IMAGE_MAGIC = b"SBTL"
+IMAGE_HEAD = struct.Struct("<4sHHBBI")   # magic, rows, cols, grid rows, grid cols, bytes per tile image
+
+
+class TileGrid:
+    """The virtual chips of a tiled layer and the neuron bank that joins them:
+    what ModelBackend drives when configured with a shape larger than its array."""
+
+    def __init__(self, params: Any, rows: int, cols: int):
+        self.tiling = Tiling.of(params[0], rows, cols)
+        self.chips = [ffi.new("sb_chip_t *") for _ in range(self.tiling.tiles)]
+        self.devs = [ffi.new("sb_dev_t *") for _ in range(self.tiling.tiles)]
+        for chip, dev in zip(self.chips, self.devs):
+            lib.sb_dev_init(dev, lib.sb_chip_port(chip, ffi.NULL))
+        self.words = (self.tiling.neurons + 31) // 32   # fire-mask words per step
+        self._t = ffi.new("sb_tiled_t *")
+        self.configure(params)
+
+    def configure(self, params: Any) -> None:
+        """(Re)configure every tile with its own seed; the bank starts at rest."""
+        check(lib.sb_tiled_configure(self._t, ffi.new("sb_dev_t *[]", self.devs), len(self.devs), params,
+                                     self.tiling.rows, self.tiling.cols), "configure tiled layer")
 
     def tile_of(self, row: int, col: int) -> tuple[int, int]:
         """(tile, cell in the tile) of a logical cell, from the C mapping."""
@@ -90,106 +103,106 @@ class TiledArray:
         check(lib.sb_tiled_cell(self._t, row, col, t, c), f"cell ({row}, {col})")
         return int(t[0]), int(c[0])
 
-    # -- inference ---------------------------------------------------------------
-    def _check_batch(self, spikes) -> np.ndarray:
-        x = np.asarray(spikes)
-        if x.ndim != 3 or x.shape[2] != self.rows:
-            raise ConfigError(f"input batch: expected shape (batch, steps, {self.rows}), got {x.shape}")
-        if x.shape[1] < 1 or x.shape[1] > 65535:
-            raise ConfigError(f"input batch: {x.shape[1]} steps, need 1..65535")
-        if x.size and (x.min() < 0 or x.max() > self.params.pre_levels):
-            raise ConfigError(f"input batch: levels must be 0..{self.params.pre_levels}, got {x.min()}..{x.max()}")
-        return np.ascontiguousarray(x, dtype=np.uint8)
+    def segments(self, first: int, n: int) -> list[tuple[Any, int, int, int]]:
+        return [(self.devs[k], cell, m, at) for k, cell, m, at in self.tiling.segments(first, n)]
 
-    def run_masks(self, spikes) -> tuple[np.ndarray, np.ndarray]:
-        """(B, T, rows) levels -> fire-mask words (B, T, words) u32, final membranes (B, neurons)."""
-        x = self._check_batch(spikes)
+    # -- the neuron bank -----------------------------------------------------------
+    def reset_neurons(self) -> None:
+        check(lib.sb_tiled_reset_neurons(self._t), "reset neurons")
+
+    def run(self, x: np.ndarray, out: np.ndarray, v: np.ndarray) -> None:
+        """x.shape[0] steps from the neurons' present state; fire words into out, final membranes into v."""
+        ob = ffi.from_buffer("uint32_t[]", out)
+        for s in range(x.shape[0]):
+            check(lib.sb_tiled_step(self._t, ffi.from_buffer("uint8_t[]", x[s]), ob + s * self.words), "infer")
+        v[:] = self.state(0)[0]
+
+    def run_batch(self, x: np.ndarray, out: Any, v: Any) -> None:
         B, T, _ = x.shape
-        masks = np.zeros((B, T, self.words), dtype=np.uint32)
-        v = np.zeros((B, self.neurons), dtype=np.int32)
-        check(lib.sb_tiled_run_batch(self._t, B, T, ffi.from_buffer("uint8_t[]", x),
-                                     ffi.from_buffer("uint32_t[]", masks), ffi.from_buffer("int32_t[]", v)),
-              "tiled inference")
-        return masks, v
+        check(lib.sb_tiled_run_batch(self._t, B, T, ffi.from_buffer("uint8_t[]", x), out, v), "infer batch")
 
-    def infer_batch(self, spikes) -> tuple[np.ndarray, np.ndarray]:
-        """(B, T, rows) -> fires (B, T, neurons) uint8, final membranes (B, neurons)."""
-        masks, v = self.run_masks(spikes)
-        return masks_to_spikes(masks, 32).reshape(*masks.shape[:2], -1)[..., :self.neurons], v
+    def state(self, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The bank's membranes (Q16.16) and refractory counters (the layer's only layer)."""
+        nn = self.tiling.neurons
+        v = np.frombuffer(ffi.buffer(self._t.v, 4 * nn), np.int32).copy()
+        return v, np.frombuffer(ffi.buffer(self._t.refrac, 4 * nn), np.int32).astype(np.uint8)
 
-    # -- on-chip learning --------------------------------------------------------
-    def train(self, spikes, label: int, *, rule: str = "compensated", target: int = 1, max_pulses: int = 32,
-              sample_id: int = 0) -> TrainResult:
-        """One training sample (sb_learn_train_tiled): forward pass on the tiles,
-        softmax error of the neuron bank, each tile's share of the update
-        applied closed loop through its own controller. Rule: compensated."""
-        if rule != "compensated":
-            raise ConfigError(f"tiled layers learn with rule 'compensated' (one layer, closed loop), not {rule!r}")
-        x = self._check_batch(np.asarray(spikes)[None])[0]
-        if x.shape[0] > lib.SB_MAX_STEPS:
-            raise ConfigError(f"training sample has {x.shape[0]} steps, at most {lib.SB_MAX_STEPS}")
-        if not 0 <= label < self.neurons:
-            raise ConfigError(f"label {label} out of range 0..{self.neurons - 1}")
-        if not 1 <= max_pulses <= 255 or not 0 <= target <= 255:
-            raise ConfigError(f"max_pulses must be 1..255 and target 0..255, got {max_pulses} and {target}")
-        req = ffi.new("sb_train_req_t *", {"steps": x.shape[0], "label": label, "rule": RULES[rule],
-                                           "target": target, "max_pulses": max_pulses, "levels": 1,
-                                           "sample_id": sample_id & 0xFFFFFFFF})
+    def train(self, req: Any, x: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """sb_learn_train_tiled: forward pass on the tiles, softmax error of the
+        bank, each tile's share of the update through its own controller."""
         res = ffi.new("sb_tiled_train_result_t *")
         check(lib.sb_learn_train_tiled(self._t, req, ffi.from_buffer("uint8_t[]", x), res), "tiled train")
-        counts = np.frombuffer(ffi.buffer(self._t.fires, 2 * self.neurons), np.uint16).copy()
-        return TrainResult(sample_id, 255 if res.predicted == 0xFFFF else int(res.predicted), int(res.pulses), counts)
+        counts = np.frombuffer(ffi.buffer(self._t.fires, 2 * res.neurons), np.uint16).copy()
+        return 255 if res.predicted == 0xFFFF else int(res.predicted), int(res.pulses), counts
 
-    # -- synapses ----------------------------------------------------------------
-    def _check_logical(self, a, what: str, dtype) -> np.ndarray:
-        a = np.asarray(a)
-        if a.size != self.cells:
-            raise ConfigError(f"{what}: expected {self.rows} x {self.cols} = {self.cells} values, got shape {a.shape}")
-        return a.reshape(-1).astype(dtype)
-
-    def read_conductance(self) -> np.ndarray:
-        """Conductance codes of every logical cell, row-major (rows * cols,)."""
-        per = self.params.rows * self.params.cols
-        g = np.zeros((self.tiles, per), dtype=np.uint16)
-        for k, dev in enumerate(self._devs):
-            check(lib.sb_dev_read(dev, 0, per, ffi.from_buffer("uint16_t[]", g[k])), f"read tile {k}")
-        return g[self._tile, self._cell]
-
-    def program(self, targets, *, tolerance: int = 0, max_pulses: int = 64) -> ProgramResult:
-        """Write-verify every logical cell to its target code, one cell per
-        call as ModelBackend.program does, so counters match the board."""
-        t = self._check_logical(targets, "program targets", np.int64)
-        if t.size and (t.min() < 0 or t.max() > 65535):
-            raise ConfigError(f"program targets: codes must be 0..65535, got {t.min()}..{t.max()}")
-        t = t.astype(np.uint16)
-        used = np.zeros(self.cells, dtype=np.uint8)
-        failed = np.zeros(self.cells, dtype=bool)
-        tb, ub = ffi.from_buffer("uint16_t[]", t), ffi.from_buffer("uint8_t[]", used)
-        for i, (k, cell) in enumerate(zip(self._tile.tolist(), self._cell.tolist())):
-            rc = check(lib.sb_dev_program(self._devs[k], cell, 1, tb + i, tolerance, max_pulses, ub + i, ffi.NULL),
-                       f"program tile {k}")
-            failed[i] = rc > 0
-        return ProgramResult(used, failed)
-
-    def update(self, counts) -> None:
-        """Per-cell pulses (sign: polarity, magnitude: count, |count| <= 127), one update per tile."""
-        c = self._check_logical(counts, "update counts", np.int64)
-        if c.size and (c.min() < -127 or c.max() > 127):
-            raise ConfigError(f"update counts: need -127..127 pulses per cell, got {c.min()}..{c.max()}")
-        per = self.params.rows * self.params.cols
-        buf = np.zeros((self.tiles, per), dtype=np.int8)
-        buf[self._tile, self._cell] = c
-        for k, dev in enumerate(self._devs):
-            check(lib.sb_dev_update(dev, 0, per, ffi.from_buffer("int8_t[]", buf[k])), f"update tile {k}")
-
-    def age(self, seconds: int) -> None:
-        for k, dev in enumerate(self._devs):
-            check(lib.sb_dev_age(dev, int(seconds)), f"age tile {k}")
-
-    # -- counters -------------------------------------------------------
-    def counters(self, clear: bool = False) -> Counters:
+    # -- counters and image --------------------------------------------------------
+    def counters(self) -> Any:
         c = ffi.new("sb_counters_t *")
         lib.sb_tiled_counters(self._t, c)
-        if clear:
-            lib.sb_tiled_clear_counters(self._t)
-        return Counters.from_c(c[0])
+        return c[0]
+
+    def clear_counters(self) -> None:
+        lib.sb_tiled_clear_counters(self._t)
+
+    def _head(self, tile_bytes: int) -> bytes:
+        t = self.tiling
+        return IMAGE_HEAD.pack(IMAGE_MAGIC, t.rows, t.cols, t.grid[0], t.grid[1], tile_bytes)
+
+    @staticmethod
+    def _describe(head: bytes) -> str:
+        _, rows, cols, gr, gc, _ = IMAGE_HEAD.unpack(head)
+        return f"a {rows}x{cols} layer on {gr} x {gc} tiles"
+
+    def pack_image(self, tiles: list[bytes]) -> bytes:
+        bank = bytes(ffi.buffer(ffi.addressof(self._t[0], "cnt")))
+        return self._head(len(tiles[0])) + bank + b"".join(tiles)
+
+    def unpack_image(self, image: bytes, tile_bytes: int) -> list[bytes]:
+        """The tiles' images of a tiled layer's image (the bank's counters restored);
+        ConfigError when the image is of another layer."""
+        bank = ffi.buffer(ffi.addressof(self._t[0], "cnt"))
+        head, n = self._head(tile_bytes), len(bank)
+        size = len(head) + n + tile_bytes * len(self.devs)
+        if image[:len(IMAGE_MAGIC)] != IMAGE_MAGIC or len(image) < len(head):
+            raise ConfigError("device image: not a tiled layer's image (it has no tiled-layer header)")
+        if image[:len(head)] != head:
+            raise ConfigError(f"device image: of {self._describe(image[:len(head)])}, this is {self._describe(head)}")
+        if len(image) != size:
+            raise ConfigError(f"device image of {self._describe(head)}: {len(image)} bytes, need {size}")
+        bank[:] = image[len(head):len(head) + n]
+        at = len(head) + n
+        return [image[at + k * tile_bytes:at + (k + 1) * tile_bytes] for k in range(len(self.devs))]
+
+
+def tile_card(card: "str | cardlib.Card", rows: int | None = None, cols: int | None = None, *,
+              geometry: str | None = None, differential: bool | None = None, seed: int | None = None,
+              **compile_kw: Any) -> tuple[Any, tuple[int, int]]:
+    """A card compiled for one tile (its single-layer preset) and the logical
+    shape to lay it over: (params, (rows, cols)); without rows and cols, the
+    card's [geometry].tiled layer."""
+    c = cardlib.load(card) if isinstance(card, str) else card
+    g = dict(c["geometry"])
+    if geometry is not None:
+        g["preset"] = geometry
+    if differential is not None:
+        g["differential"] = differential
+    if rows is None or cols is None:
+        if not g["tiled"]:
+            raise ConfigError(f"card {c.name}: no [geometry].tiled layer; give rows and cols")
+        rows, cols = cardlib.tiled_shape(g, c.path or c.name)
+    if cardlib.GEOMETRIES.get(g["preset"], (0, 0, 0))[2] != 1:
+        raise ConfigError(f"tile geometry {g['preset']!r}: need a single-layer preset "
+                          f"({', '.join(k for k, v in cardlib.GEOMETRIES.items() if v[2] == 1)})")
+    return cardlib.compile_card(c, g["preset"], seed=seed, differential=g["differential"], **compile_kw), (rows, cols)
+
+
+def open_tiled(card: "str | cardlib.Card", rows: int | None = None, cols: int | None = None,
+               **kw: Any) -> "ModelBackend":
+    """The model backend (open_backend("model")) configured with a tiled layer
+    of the card (tile_card's arguments)."""
+    from .backends.model import ModelBackend
+
+    params, shape = tile_card(card, rows, cols, **kw)
+    b = ModelBackend()
+    b.configure(params, shape=shape)
+    return b
