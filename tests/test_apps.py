@@ -8,11 +8,27 @@ import pytest
 from spikeboard.apps import get_app, list_apps, prepare
 from spikeboard.apps import base, encoders
 from spikeboard.apps.builtin import user_app
-from spikeboard.apps.run import init_array, make_params, predict, train_insitu
+from spikeboard import loop
 from spikeboard.backends.model import ModelBackend
+from spikeboard.chip import ChipSpec, compile_chip
 from spikeboard.errors import ConfigError
 
 APPS = ["digits", "spoken-digits", "activity", "breast-cancer"]
+
+
+def make_params(card, geometry, *, seed, stuck=0.0, threshold=None, layout="differential"):
+    """The compiled block these tests use: one differential 32x32 layer (16 neurons), or
+    single-ended 16x16x3, through the one door."""
+    layout = layout if geometry == "32x32" else "single-ended"
+    return compile_chip(ChipSpec(card=card, geometry=geometry, seed=seed, stuck=stuck, layout=layout),
+                        neuron=None if threshold is None else {"threshold": threshold})[1]
+
+
+def train_insitu(b, P, *, epochs, rule, target, max_pulses, neurons=None, seed=0):
+    """The one training loop on prepared data; the last epoch's record."""
+    st = loop.Settings(epochs, rule, target, max_pulses, threshold=b.params.v_th / 65536)
+    nmap = np.arange(P.classes) if neurons is None else neurons
+    return loop.TrainingLoop(b, P, nmap, st, seed).run()[-1]
 
 
 def _need(name):
@@ -109,14 +125,14 @@ def test_short_learning_beats_chance(name):
     r = train_insitu(b, P, epochs=1 if name == "digits" else 2, rule=app.rule, target=app.target,
                      max_pulses=app.max_pulses)
     bound = BOUNDS.get(name, 1.0 / P.classes + 0.15)
-    assert r.accuracy >= bound, f"{name}: {r.accuracy:.3f} < {bound:.3f}"
+    assert r.test_accuracy >= bound, f"{name}: {r.test_accuracy:.3f} < {bound:.3f}"
 
 
 def test_deep_geometry_trains_all_layers():
     P = prepare(get_app("digits"), 16, 0, neurons=16, train_limit=60, test_limit=10)
     b = ModelBackend()
     b.configure(make_params("spec", "16x16x3", seed=1, threshold=1.0))
-    init_array(b, 0)
+    loop.init_array(b, 0)
     g0 = b.read_conductance().reshape(3, -1).copy()
     train_insitu(b, P, epochs=1, rule="dfa", target=1, max_pulses=32)
     moved = (b.read_conductance().reshape(3, -1) != g0).mean(1)
@@ -138,7 +154,7 @@ def test_model_emulator_identity(name):
             res = [be.train(P.x_train[i], int(P.y_train[i]), rule=app.rule, target=app.target,
                             max_pulses=app.max_pulses, sample_id=i) for i in range(3)]
             out.append(([(r.predicted, r.pulses, r.counts.tolist()) for r in res],
-                        be.read_conductance().tolist(), predict(be, P.x_test, P.classes).tolist(),
+                        be.read_conductance().tolist(), loop.predict(be, P.x_test, np.arange(P.classes)).tolist(),
                         be.counters().as_dict()))
         assert out[0] == out[1]
     finally:
@@ -149,7 +165,7 @@ def test_output_neurons_avoid_stuck_cells():
     """The yield scan finds the stuck cells that --stuck adds and the classes
     go to the output neurons with the fewest of them; a fault-free array keeps
     classes on neurons 0..k-1. Training then reaches the chosen neurons."""
-    from spikeboard.apps.run import output_neurons
+    output_neurons = loop.output_neurons
 
     clean = ModelBackend()
     clean.configure(make_params("spec", "32x32", seed=3))
@@ -174,7 +190,7 @@ def test_output_neurons_avoid_stuck_cells():
     chosen = output_neurons(b, 10)
     P = prepare(get_app("digits"), 32, 0, neurons=16, train_limit=300, test_limit=150)
     r = train_insitu(b, P, epochs=2, rule="compensated", target=1, max_pulses=32, neurons=chosen)
-    assert r.accuracy > 0.4
+    assert r.test_accuracy > 0.4
 
 
 def test_frames_encoder_counts_and_segments():

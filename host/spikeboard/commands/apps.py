@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..apps.run import AppRun
+from ..backends.base import RULES
 from ..chip import LAYOUTS, ChipSpec
 
 REPORT_CMD = "spikeboard apps report"
@@ -40,6 +41,7 @@ def register(sub, common):
     r.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     r.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
     r.add_argument("--epochs", type=int, default=None, help="epochs (default: the app's)")
+    r.add_argument("--rule", choices=tuple(RULES), default=None, help="learning rule (default: the app's on the geometry)")
     t = s.add_parser("tiled", help="a table app at full input width on a tiled layer, beside one tile",
                      parents=out,
                      description="Map a table app (ex situ, or learned on the chip with --insitu) onto a layer "
@@ -116,7 +118,7 @@ def _cell(app, geom: str, card: str, seed: int, stuck: float, args: Any) -> tupl
     lim = dict(train_limit=300, test_limit=150) if args.quick else {}
     lim = {**lim, **{k: getattr(args, k) for k in ("train_limit", "test_limit") if getattr(args, k) is not None}}
     epochs = args.epochs or (max(1, app.epochs // 2) if args.quick else None)
-    r = run_app(app, spec, epochs=epochs, **lim)
+    r = run_app(app, spec, epochs=epochs, rule=args.rule, **lim)
     ex = None
     if r.layout.rows == r.params.rows and r.params.layers == 1 and seed == 0:
         with open_chip(spec, neuron=r.settings.neuron) as chip:
