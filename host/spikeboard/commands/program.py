@@ -3,6 +3,8 @@ spikeboard.mapping (the one mapping and tolerance that NIR, torch and the
 ex-situ apps use)."""
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +14,36 @@ from ..chip import ChipSpec, compile_chip, open_chip
 from ..errors import ConfigError
 from ..mapping import ChipConfig, ProgramReport, layer_weights, program_codes, program_weights
 from ._files import first_bad, read_npy
+from ._options import Groups, Subparsers, add_command
+from ._result import Record
 
 LIMITS = {"layer": (0, 255), "tolerance": (0, 65535), "max_pulses": (1, 255)}
 
 
-def register(sub, common):
-    p = sub.add_parser("program", parents=[common["chip"], common["out"]],
-                       help="write-verify a weight file onto the array",
-                       description="Program conductances with write-verify. The file (.npy) holds either "
-                                   "conductance codes (unsigned integers, one per cell or shaped layers x rows x "
-                                   "cols) or float weights in [-1, 1] shaped (rows, neurons) for one layer. "
-                                   "A float weight w is the chip weight w x (the largest weight the layer "
-                                   "holds): 1 is G+ at the top of the usable window (Gmax less three sigma of "
-                                   "the window spread) with G- at Gmin on a differential pair, G - G_ref as "
-                                   "far above the reference on a single-ended layer; -1 the mirror image "
-                                   "(clipped at Gmin). A chip weight is neuron input per spike, in units of "
-                                   "the card's [neuron] threshold. Cells the file leaves out hold weight 0.")
+@dataclass(frozen=True)
+class ProgramResult(Record):
+    cells: int                      # cells of the array
+    failed: int
+    pulses: int
+    rms_error_codes: float          # RMS |G - target| of the cells that did not fail
+    tolerance: int
+    failed_cells: list[int]
+    layers: list[dict[str, Any]]    # mapping.LayerReport per programmed layer
+    layout: dict[str, Any]          # chip.Layout.as_dict()
+    text: str
+
+
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "program", help="write-verify a weight file onto the array",
+                    description="Program conductances with write-verify. The file (.npy) holds either "
+                                "conductance codes (unsigned integers, one per cell or shaped layers x rows x "
+                                "cols) or float weights in [-1, 1] shaped (rows, neurons) for one layer. "
+                                "A float weight w is the chip weight w x (the largest weight the layer "
+                                "holds): 1 is G+ at the top of the usable window (Gmax less three sigma of "
+                                "the window spread) with G- at Gmin on a differential pair, G - G_ref as "
+                                "far above the reference on a single-ended layer; -1 the mirror image "
+                                "(clipped at Gmin). A chip weight is neuron input per spike, in units of "
+                                "the card's [neuron] threshold. Cells the file leaves out hold weight 0.")
     p.add_argument("weights", help=".npy file")
     p.add_argument("--layer", type=int, default=0, help="layer for float weights")
     p.add_argument("--tolerance", type=int, default=None,
@@ -69,7 +85,7 @@ def file_weights(w: np.ndarray, config: ChipConfig, layer: int, path: Any) -> np
     return chip
 
 
-def run(args):
+def run(args: argparse.Namespace) -> ProgramResult:
     path = Path(args.weights)
     w = read_npy(path, "weight file")
     spec = ChipSpec.from_args(args)
@@ -86,9 +102,8 @@ def run(args):
     ok = np.ones(err.size, bool)
     ok[rep.failed_cells - rep.first] = False
     rms = float(np.sqrt(np.mean(err[ok] ** 2))) if ok.any() else float("nan")
-    return {"cells": int(cells), "failed": rep.failed, "pulses": rep.pulses, "rms_error_codes": rms,
-            "tolerance": rep.tolerance, "failed_cells": rep.failed_cells.tolist(),
-            "layers": [r.as_dict() for r in rep.layers], "layout": chip.layout.as_dict(),
-            "text": (f"programmed {len(err)} of {cells} cells ({chip.layout.describe()}) with {rep.pulses} "
-                     f"pulses; {rep.failed} failed (tolerance {rep.tolerance} codes), RMS error {rms:.1f} codes "
-                     f"on the rest")}
+    return ProgramResult(int(cells), rep.failed, rep.pulses, rms, rep.tolerance, rep.failed_cells.tolist(),
+                         [r.as_dict() for r in rep.layers], chip.layout.as_dict(),
+                         f"programmed {len(err)} of {cells} cells ({chip.layout.describe()}) with {rep.pulses} "
+                         f"pulses; {rep.failed} failed (tolerance {rep.tolerance} codes), RMS error {rms:.1f} "
+                         f"codes on the rest")
