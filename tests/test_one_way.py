@@ -72,3 +72,16 @@ def test_open_chip_configures_what_it_compiled():
         assert chip.backend.params is not None and chip.layout.neurons == chip.backend.neurons() == 16
         info = chip.backend.info()
         assert info.configured and info.card_hash == zlib.crc32(bytes(ffi.buffer(chip.params)))
+
+
+def test_session_on_a_tiled_layer(tmp_path, capsys):
+    """A session reaches a layer larger than one array through the same door and
+    loop: 64 features + bias row on a 65x20 layer over 3 tiles of 32x32."""
+    t = _json(capsys, "train", "--app", "digits", "--tiled", "65x20", "--train-limit", "150", "--test-limit", "40",
+              "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert t["layout"]["shape"] == [65, 20] and t["layout"]["grid"] == [3, 1] and t["layout"]["neurons"] == 20
+    assert t["geometry"] == "65x20x1" and t["accuracy"] > 0.5
+    assert np.load(tmp_path / "run" / "conductance.npy").shape == (1, 65, 20)
+    assert main(["train", "--app", "digits", "--tiled", "65x21", "--layout", "differential",
+                 "--out", str(tmp_path / "bad")]) == 1
+    assert "65x21" in capsys.readouterr().err and not (tmp_path / "bad").exists()

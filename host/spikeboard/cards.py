@@ -80,24 +80,14 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float, Any]]] = {
         "saturation": (float, 0.01, 30000.0, 32.0),
         "pre_levels": (int, 1, 15, 1),
     },
-    "energy": {
-        "fire_fj": (float, 0.0, 4e6, None),
-        "update_fj": (float, 0.0, 4e6, None),
-        "read_fj": (float, 0.0, 4e6, None),
-        "pot_fj": (float, 0.0, 4e6, None),
-        "dep_fj": (float, 0.0, 4e6, None),
-        "pre_fj": (float, 0.0, 4e6, None),
-        "post_fj": (float, 0.0, 4e6, None),
-        "mcu_pj_per_instruction": (float, 0.0, 1e6, 0.0),
-    },
-    "timing": {
-        "step_ns": (float, 0.001, 4e6, 1000.0),
-        "read_ns": (float, 0.0, 4e6, 100.0),
-        "prog_ns": (float, 0.0, 4e6, 100.0),
-        "pre_ns": (float, 0.0, 4e6, 10.0),
-        "post_ns": (float, 0.0, 4e6, 10.0),
-        "refractory_ns": (float, 0.0, 4e6, 100.0),
-    },
+    # per event, fJ, 0..4e6, every one required (a card states its energies)
+    "energy": {**dict.fromkeys(("fire_fj", "update_fj", "read_fj", "pot_fj", "dep_fj", "pre_fj", "post_fj"),
+                               (float, 0.0, 4e6, None)),
+               "mcu_pj_per_instruction": (float, 0.0, 1e6, 0.0)},
+    # durations, ns, up to 4e6 (a time step at least 1 ps): name -> default
+    "timing": {k: (float, 0.001 if k == "step_ns" else 0.0, 4e6, default) for k, default in
+               {"step_ns": 1000.0, "read_ns": 100.0, "prog_ns": 100.0, "pre_ns": 10.0, "post_ns": 10.0,
+                "refractory_ns": 100.0}.items()},
 }
 _CHOICES = {
     ("synapse", "model"): ("exponential", "table"),
@@ -259,7 +249,7 @@ def validate(raw: dict[str, Any], src: Path | str) -> dict[str, dict[str, Any]]:
                 v = int(v)
             if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
                 raise _fail(src, where, f"must be {typ.__name__}, got {type(v).__name__} {v!r}")
-            if typ in (int, float):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):     # bool fields have no range
                 if isinstance(v, float) and not math.isfinite(v):
                     raise _fail(src, where, f"must be finite, got {v}")
                 if not (lo <= v <= hi):

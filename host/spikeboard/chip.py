@@ -9,7 +9,12 @@ The layout is decided here, from the card and the caller's choice:
 every weight on a column pair (G+ - G-, cols/2 neurons a layer) and
 `single-ended` on one column against the reference conductance (cols neurons).
 The programme asks for >= 32 neurons with a >= 32x32 array (or >= 16 with
-16x16x3): `Layout.meets_neuron_target` says whether a layout does."""
+16x16x3): `Layout.meets_neuron_target` says whether a layout does.
+
+A layer larger than one array (`tiled = "ROWSxCOLS"`, or "card" for the
+card's [geometry].tiled) is the card compiled for one tile of its single-layer
+preset, laid over a grid of tiles: the backend is configured with that logical
+shape (the model backend runs it; a board refuses it)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -37,6 +42,8 @@ class Layout:
     neurons: int                     # post-neurons of the last layer (the outputs)
     total_neurons: int               # post-neurons of every layer
     rows: int                        # input rows of the first layer
+    shape: tuple[int, int] | None = None   # a tiled logical layer (rows, cols); None: the array itself
+    grid: tuple[int, int] = (1, 1)         # tiles of the preset under it
 
     @property
     def neuron_target(self) -> int:
@@ -52,10 +59,13 @@ class Layout:
         kind = kinds.pop() if len(kinds) == 1 else "/".join("diff" if d else "single" for d in self.differential)
         note = "" if self.meets_neuron_target else \
             f"; FAILS the programme's >= {self.neuron_target} neurons row"
-        return f"{self.geometry} {kind}, {self.neurons} output neurons ({self.total_neurons} in all){note}"
+        where = self.geometry if self.shape is None else \
+            f"{self.shape[0]}x{self.shape[1]} on {self.grid[0]}x{self.grid[1]} tiles of {self.geometry}"
+        return f"{where} {kind}, {self.neurons} output neurons ({self.total_neurons} in all){note}"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "differential": list(self.differential),
+                "shape": None if self.shape is None else list(self.shape), "grid": list(self.grid),
                 "meets_neuron_target": self.meets_neuron_target, "text": self.describe()}
 
 
@@ -72,12 +82,13 @@ class ChipSpec:
     stuck: float = 0.0
     layout: str = "card"             # one of LAYOUTS
     faults: str | None = None        # link faults to inject (emulator, serial)
+    tiled: str | None = None         # "ROWSxCOLS" (or "card": its [geometry].tiled): a layer over tiles
 
     @classmethod
     def from_args(cls, args: Any) -> "ChipSpec":
         return cls(args.backend, args.port, args.board, args.card, args.geometry, args.seed,
                    getattr(args, "stuck", 0.0) or 0.0, getattr(args, "layout", None) or "card",
-                   getattr(args, "faults", None))
+                   getattr(args, "faults", None), getattr(args, "tiled", None))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,15 +104,18 @@ def differential_flags(card: cards.Card, geometry: str, layout: str) -> list[boo
     return [layout == "differential"] * layers
 
 
-def layout_of(params: Any) -> Layout:
-    """The layout a compiled parameter block carries."""
+def layout_of(params: Any, shape: tuple[int, int] | None = None) -> Layout:
+    """The layout a compiled parameter block carries, laid over `shape` when tiled."""
     from ._hal import lib
 
     geometry = next((g for g, s in cards.GEOMETRIES.items() if s == (params.rows, params.cols, params.layers)),
                     f"{params.rows}x{params.cols}x{params.layers}")
+    diff = tuple(bool((params.diff_mask >> l) & 1) for l in range(params.layers))
+    if shape is not None:
+        gr, gc, n = cards.tile_grid(shape[0], shape[1], params.rows, params.cols, diff[0])
+        return Layout(geometry, diff, n, n, shape[0], (shape[0], shape[1]), (gr, gc))
     neurons = [int(lib.sb_params_neurons(params, l)) for l in range(params.layers)]
-    return Layout(geometry, tuple(bool((params.diff_mask >> l) & 1) for l in range(params.layers)),
-                  neurons[-1], sum(neurons), int(params.rows))
+    return Layout(geometry, diff, neurons[-1], sum(neurons), int(params.rows))
 
 
 def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> tuple[cards.Card, Any, Layout]:
@@ -111,9 +125,29 @@ def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> tup
     geometry = spec.geometry or card["geometry"]["preset"]
     if geometry not in cards.GEOMETRIES:
         raise ConfigError(f"geometry {geometry!r} not one of {', '.join(cards.GEOMETRIES)}", field="--geometry")
-    params = cards.compile_card(card, geometry, seed=spec.seed, stuck=spec.stuck,
-                                differential=differential_flags(card, geometry, spec.layout), neuron=neuron)
-    return card, params, layout_of(params)
+    diff = differential_flags(card, geometry, spec.layout)
+    params = cards.compile_card(card, geometry, seed=spec.seed, stuck=spec.stuck, differential=diff, neuron=neuron)
+    return card, params, layout_of(params, tiled_shape(card, geometry, diff[0], spec.tiled))
+
+
+def tiled_shape(card: cards.Card, geometry: str, differential: bool, tiled: str | None) -> tuple[int, int] | None:
+    """The logical shape of a tiled layer (None: not tiled), checked against the preset's tiles."""
+    if tiled is None:
+        return None
+    g = {**card["geometry"], "preset": geometry, "differential": differential}
+    if tiled != "card":
+        g["tiled"] = tiled
+    elif not g["tiled"]:
+        raise ConfigError(f"card {card.name}: no [geometry].tiled layer", field="--tiled card")
+    try:
+        return cards.tiled_shape(g, card.path or card.name)
+    except ConfigError as e:
+        raise ConfigError(str(e), field=f"--tiled {tiled}") from None
+
+
+def configure(backend: Backend, params: Any, layout: Layout) -> int:
+    """Configure a backend with a compiled block for its layout (tiled or not)."""
+    return backend.configure(params, shape=layout.shape)
 
 
 @dataclass
@@ -144,13 +178,12 @@ def open_backend_for(spec: ChipSpec) -> Backend:
     return open_backend(spec.backend, port=spec.port, board=spec.board, faults=spec.faults)
 
 
-def open_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None, configure: bool = True) -> Chip:
+def open_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> Chip:
     """Compile the card, open the backend and configure it: the one door."""
     card, params, layout = compile_chip(spec, neuron=neuron)
     b = open_backend_for(spec)
     try:
-        if configure:
-            b.configure(params)
+        configure(b, params, layout)
     except Exception:
         b.close()
         raise

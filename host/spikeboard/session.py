@@ -38,7 +38,7 @@ from ._hal import ffi
 from .apps import get_app
 from .apps.base import App, Prepared
 from .backends import Backend, Counters, TrainResult
-from .chip import ChipSpec, Layout, open_backend_for
+from .chip import ChipSpec, configure, open_backend_for
 from .energy import energy_report
 from .errors import ConfigError, LinkError, SpikeboardError
 from .link import BoardReset
@@ -446,7 +446,7 @@ class Session:
             if resume and applied:
                 self._rebuild()
             else:
-                b.configure(self.params)
+                configure(b, self.params, self.layout)
             info = b.info()
         elif resume:
             self.log(f"resume: board still holds the session ({applied} samples applied)")
@@ -467,7 +467,7 @@ class Session:
         again, with their sample ids, so the state equals an uninterrupted run's.
         A real chip kept its synapses: nothing is applied twice."""
         b, st, data = self.b, self.settings, self.data
-        b.configure(self.params)
+        configure(b, self.params, self.layout)
         journal = self._journal()
         samples = [r for r in journal if r.get("type") == "sample"]
         if not self._virtual:
@@ -628,7 +628,8 @@ class Session:
         n_train = sum(m.get("train_samples", 0) for m in metrics if m.get("train_counters"))
         result = SessionResult(
             run=str(self.dir), mode=self.cfg.mode, app=app.name, backend=self.cfg.chip.backend, board=info.board,
-            firmware=info.firmware, card=Path(self.cfg.chip.card).stem, geometry=f"{params.rows}x{params.cols}x{params.layers}",
+            firmware=info.firmware, card=Path(self.cfg.chip.card).stem,
+            geometry="x".join(map(str, (*b.layer_shape, params.layers))),
             layout=self.layout.as_dict(), seed=self.cfg.chip.seed, settings=self.settings.as_dict(),
             output_neurons=self.neurons.tolist(), accuracy=metrics[-1]["test_accuracy"],
             accuracy_per_epoch=[m["test_accuracy"] for m in metrics], baseline_accuracy=data.baseline_accuracy,

@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import cards as cardlib
 from .. import loop
-from ..backends import Backend, Counters, open_backend
-from ..chip import ChipSpec, Layout
+from ..backends import Backend, Counters
+from ..chip import ChipSpec, Layout, configure, open_backend_for, open_chip
 from ..errors import ConfigError
 from .base import App, Prepared, prepare
 
@@ -51,9 +51,8 @@ def run_app(app: App, spec: ChipSpec, *, train_limit: int | None = None, test_li
     weights), the one training loop, the test set after every epoch."""
     card, params, layout, st = loop.app_chip(spec, app, **overrides)
     P = loop.prepare_app(app, layout, spec.seed, train_limit=train_limit, test_limit=test_limit)
-    b = open_backend(spec.backend, port=spec.port, board=spec.board)
-    with b:
-        b.configure(params)
+    with open_backend_for(spec) as b:
+        configure(b, params, layout)
         neurons = loop.setup_array(b, P.classes, spec.seed)
         records = loop.TrainingLoop(b, P, neurons, st, spec.seed).run()
         g = b.read_conductance()
@@ -129,18 +128,15 @@ def run_tiled(app: App, card: str, *, rows: int | None = None, seed: int = 0, st
     c = cardlib.load(card)
     tile_cols = cardlib.GEOMETRIES[c["geometry"]["preset"]][1]
     cols = -(-2 * P.classes // tile_cols) * tile_cols
-    p = cardlib.compile_card(c, c["geometry"]["preset"], seed=seed + 1, stuck=stuck, differential=True,
-                             neuron=st.neuron)
-    b = open_backend("model")
-    with b:
-        b.configure(p, shape=(rows, cols))
+    spec = ChipSpec(card=card, seed=seed + 1, stuck=stuck, layout="differential", tiled=f"{rows}x{cols}")
+    with open_chip(spec, neuron=st.neuron) as chip:
+        b = chip.backend
         neurons = np.arange(P.classes)
         if insitu:
             loop.TrainingLoop(b, P, neurons, st, seed).run()
         else:
             train_exsitu(b, P, neurons)
         ev = loop.evaluate(b, P, neurons)
-        grid = b.grid
-        macs = rows * b.neurons()
-    return TiledResult(ev.accuracy, "in situ" if insitu else "ex situ", P.baseline_accuracy, rows, cols, grid,
-                       P.feature_info, ev.counters, len(P.y_test), macs, p)
+    return TiledResult(ev.accuracy, "in situ" if insitu else "ex situ", P.baseline_accuracy, rows, cols,
+                       chip.layout.grid, P.feature_info, ev.counters, len(P.y_test), rows * chip.layout.neurons,
+                       chip.params)

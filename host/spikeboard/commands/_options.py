@@ -53,6 +53,9 @@ def _chip_group() -> argparse.ArgumentParser:
                    help="card: the card's [geometry].differential; differential: column pairs G+ - G- "
                         "(cols/2 neurons a layer); single-ended: one column per neuron against the "
                         "reference (default %(default)s)")
+    g.add_argument("--tiled", metavar="ROWSxCOLS",
+                   help="a one-layer chip larger than one array, laid over a grid of tiles of the geometry "
+                        "(model backend); 'card': the card's [geometry].tiled")
     g.add_argument("--seed", type=int, default=0, help="seed of device variation, data splits, encoders")
     return chip
 
@@ -73,9 +76,16 @@ def shared_groups() -> dict[str, argparse.ArgumentParser]:
     return {"chip": _chip_group(), "out": _out_group()}
 
 
-def add_command(sub: Subparsers, name: str, *, help: str, description: str | None = None,
-                groups: Iterable[str] = ("chip", "out")) -> argparse.ArgumentParser:
-    """A (sub)command's parser with the named shared groups: the one way commands register."""
+def add_command(sub: Subparsers, name: str, *, doc: str | None = None, help: str | None = None,
+                description: str | None = None, groups: Iterable[str] = ("chip", "out")) -> argparse.ArgumentParser:
+    """A (sub)command's parser with the named shared groups: the one way commands register.
+
+    doc: a command module's docstring, "spikeboard NAME: HELP." then the
+    paragraphs --help shows as the description (help= and description= win)."""
+    if doc is not None:
+        title, _, body = doc.strip().partition("\n\n")
+        help = help or " ".join(title.split()).split(": ", 1)[-1].rstrip(".")
+        description = description or " ".join(body.split()) or None
     shared = shared_groups()
     return sub.add_parser(name, parents=[shared[g] for g in groups], help=help, description=description)
 
