@@ -24,7 +24,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from spikeboard.backends import open_backend
-from spikeboard.apps.run import decide
+from spikeboard.loop import decide
 from spikeboard.torch import ChipConfig, ChipNet, HardwareLoop, count_loss, deploy
 
 

@@ -80,12 +80,13 @@ def _via_torch(cfg: ChipConfig, w: np.ndarray) -> np.ndarray:
 
 
 def _via_exsitu(cfg: ChipConfig, fitted: np.ndarray) -> np.ndarray:
-    """As apps.run.train_exsitu programs a fit (classes, features): scaled so
-    the largest |w| is the layer's largest weight, classes on their neurons."""
+    """As apps.run.train_exsitu programs a fit (rows, classes, largest |w| 1):
+    times the layer's largest weight, classes on their neurons, compensated."""
     be = ModelBackend()
     be.configure(cfg.params)
-    nmap = np.arange(fitted.shape[0])
-    program_weights(be, (fitted / np.abs(fitted).max() * cfg.weight_max(-1)).T, neurons=nmap, compensate=True)
+    c = ChipConfig.of_backend(be)
+    nmap = np.arange(fitted.shape[1])
+    program_weights(be, fitted * c.weight_max(0), neurons=[int(n) for n in nmap], config=c)
     return be.read_conductance()
 
 
@@ -97,7 +98,7 @@ def test_program_nir_torch_and_exsitu_give_identical_conductances(tmp_path, monk
     g_program = _via_program(tmp_path, monkeypatch, layout, f)
     g_nir = _via_nir(cfg, w, LAYOUTS[layout])
     g_torch = _via_torch(cfg, w)
-    g_exsitu = _via_exsitu(cfg, f.T)
+    g_exsitu = _via_exsitu(cfg, f)
     want = tile_codes(cfg, 0, layer_weights(cfg, 0, w)).ravel()
     assert np.abs(g_program.astype(int) - want).max() <= 2 * cfg.tolerance + cfg.max_step
     assert len(np.unique(g_program)) > 100           # a real spread of weights, not an idle array
