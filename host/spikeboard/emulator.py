@@ -201,11 +201,14 @@ class Emulator:
         would lose its first bytes. The firmware sends one 0x00 (a COBS frame
         delimiter) right after its UART is up; after this probe the socket
         listens again for the real client, with the firmware ready."""
+        ready = self.ready_byte
+        if ready is None:          # a machine that announces nothing: nothing to wait for
+            return
         deadline = time.monotonic() + _START_TIMEOUT_S
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=_START_TIMEOUT_S) as s:
                 got = b""
-                while not got.endswith(self.ready_byte):
+                while not got.endswith(ready):
                     s.settimeout(max(0.01, deadline - time.monotonic()))
                     chunk = s.recv(64)
                     if not chunk:
@@ -217,7 +220,7 @@ class Emulator:
                 f"firmware did not announce its UART (byte {self.ready_byte!r}) on "
                 f"127.0.0.1:{port}: {exc}; output: {self.output().strip()[-2000:]}"
             ) from exc
-        if not got.endswith(self.ready_byte):
+        if not got.endswith(ready):
             self.stop()
             raise EmulatorError(
                 f"emulator closed the UART before the firmware's ready byte; "

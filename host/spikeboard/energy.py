@@ -53,7 +53,7 @@ class EnergyReport:
 
     def dominant_block(self) -> str:
         chip = {k: v for k, v in self.energy_fj.items() if v is not None}
-        return max(chip, key=chip.get) if chip else "none"
+        return max(chip, key=lambda k: chip[k]) if chip else "none"
 
 
 def dense_macs(params, steps: int) -> int:

@@ -125,7 +125,7 @@ def read_csv(path: Path) -> Table:
                 vals.append(v)
             cols[h] = np.array(vals)
         elif h in req or h in opt:
-            vals = []
+            nums: list[float] = []
             for r, ln in zip(rows, lines):
                 try:
                     x = float(r[ci])
@@ -135,8 +135,8 @@ def read_csv(path: Path) -> Table:
                     raise ConfigError(f"{path}: line {ln}, column {ci + 1} ({h}): {r[ci]!r} is not finite")
                 if h in ("time_s", "pulses", "pulse", "rate_hz", "g_us", "g_high_us", "g_low_us") and x < 0:
                     raise ConfigError(f"{path}: line {ln}, column {ci + 1} ({h}): {x:g} is negative")
-                vals.append(x)
-            cols[h] = np.array(vals)
+                nums.append(x)
+            cols[h] = np.array(nums)
     _check_order(path, header, cols, lines)
     return Table(path, meta, cols, np.array(lines))
 
@@ -207,7 +207,7 @@ def _monotone(y: np.ndarray, rising: bool) -> np.ndarray:
             s, n = out.pop()
             out[-1][0] += s
             out[-1][1] += n
-    res = np.concatenate([[s / n] * n for s, n in out])
+    res = np.concatenate([np.full(int(n), s / n) for s, n in out])
     span = max(float(np.ptp(res)), 1e-6)
     res = res + np.arange(len(res)) * span * 1e-6
     for i in range(1, len(res)):
@@ -229,7 +229,8 @@ def _fit_pd(t: Table, mode: str, acc: _Acc) -> None:
         if p != int(p):
             raise ConfigError(f"{t.path}: line {t.lines[i]}, column pulse: {p:g} is not a whole pulse number")
         curves.setdefault((cell[i], cyc[i], br[i]), {})[int(p)] = c["g_us"][i]
-    P, D = {}, {}
+    P: dict[tuple, np.ndarray] = {}
+    D: dict[tuple, np.ndarray] = {}
     for (ce, cy, b), d in curves.items():
         n = max(d) + 1
         if sorted(d) != list(range(n)) or n < 3:
@@ -255,8 +256,8 @@ def _fit_pd(t: Table, mode: str, acc: _Acc) -> None:
             lows.append(x[0])
             highs.append(x[-1])
             cell_win.setdefault(key[0], []).append(x[-1] - x[0])
-            q = max(2, nP // 4)
-            cell_slope.setdefault(key[0], []).append((x[q] - x[0]) / q)
+            k = max(2, nP // 4)
+            cell_slope.setdefault(key[0], []).append((x[k] - x[0]) / k)
             steps.setdefault((key[0], "P"), []).append(np.diff(x))
         if key in D:
             x = D[key][:nD]
@@ -303,7 +304,7 @@ def _fit_pd(t: Table, mode: str, acc: _Acc) -> None:
             acc.notes.append(f"P branch has {nP - 1} pulses, D branch {nD - 1}: card uses {nP - 1} for both")
     # cycle-to-cycle: the same cell's step at the same pulse over cycles
     sds = []
-    for k, xs in steps.items():
+    for xs in steps.values():
         if len(xs) >= 2:
             a = np.array(xs)
             sds.append(np.mean(np.std(a, axis=0, ddof=1)))

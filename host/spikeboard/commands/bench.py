@@ -1,4 +1,8 @@
-"""spikeboard bench: speed figures (never pass/fail)."""
+"""spikeboard bench: benchmarks: model speed, firmware instruction counts.
+
+Speed figures, never pass/fail. model: ns per sample-step of the C chip model
+at batch 1/32/1024 and of a whole-array sign update. firmware: instructions
+per pulse, per event and per inference step of the firmware in QEMU (-icount)."""
 from __future__ import annotations
 
 import argparse
@@ -23,10 +27,7 @@ class BenchResult:
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "bench", groups=("out",), help="benchmarks: model speed, firmware instruction counts",
-                    description="model: ns per sample-step of the C chip model at batch 1/32/1024 and of a "
-                                "whole-array sign update. firmware: instructions per pulse, per event and "
-                                "per inference step of the firmware in QEMU (-icount).")
+    p = add_command(sub, "bench", doc=__doc__, groups=("out",))
     p.add_argument("target", choices=("model", "firmware"))
     p.add_argument("--card", default="spec")
     p.add_argument("--board", default="netduinoplus2")

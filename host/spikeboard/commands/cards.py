@@ -1,4 +1,8 @@
-"""spikeboard cards: list, show, validate and fit device cards."""
+"""spikeboard cards: device cards: list, show, validate, fit.
+
+Device cards describe one chip (TOML). list: the built-in cards; show: a
+card's fields and its compiled parameter block; validate: check a card file
+and name the first bad field; fit: a card from measured CSV files."""
 from __future__ import annotations
 
 import argparse
@@ -45,10 +49,7 @@ class CardsValid:
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "cards", groups=(), help="device cards: list, show, validate",
-                    description="Device cards describe one chip (TOML). list: the built-in cards; "
-                                "show: a card's fields and its compiled parameter block; validate: "
-                                "check a card file and name the first bad field.")
+    p = add_command(sub, "cards", doc=__doc__, groups=())
     s = add_actions(p)
     out = ("out",)   # on each action, so --json also works after it
     add_command(s, "list", groups=out, help="built-in cards")

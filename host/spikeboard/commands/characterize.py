@@ -1,4 +1,14 @@
-"""spikeboard characterize: device measurements on any backend (CSV + figure each)."""
+"""spikeboard characterize: measure the chip: pd, retention, endurance, yield, neuron, interface.
+
+Run a characterization scheme on the backend and write its data (CSV, readable
+by `cards fit`) and a figure (PNG) into --out-dir. pd: a
+potentiation/hold/depression pattern such as '(P64 H16 D64)x3' -> linearity,
+symmetry (docs/spec.md), exponential A and NeuroSim NL per branch, levels,
+cycle-to-cycle spread. retention: levels read over log-spaced model time,
+extrapolated to 1 and 10 years. endurance: P/D swings, window vs pulses,
+extrapolated (and said so) below 1e8 pulses. yield: fault map. neuron: f-I
+curve, max sustained rate, energy per spike. interface: rate and energy per
+operation of the pre/post circuits."""
 from __future__ import annotations
 
 import argparse
@@ -26,16 +36,7 @@ class CharacterizeResult(Record):
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "characterize", help="measure the chip: pd, retention, endurance, yield, neuron, interface",
-                    description="Run a characterization scheme on the backend and write its data (CSV, "
-                                "readable by `cards fit`) and a figure (PNG) into --out-dir. pd: a "
-                                "potentiation/hold/depression pattern such as '(P64 H16 D64)x3' -> "
-                                "linearity, symmetry (docs/spec.md), exponential A and NeuroSim NL per "
-                                "branch, levels, cycle-to-cycle spread. retention: levels read over "
-                                "log-spaced model time, extrapolated to 1 and 10 years. endurance: P/D "
-                                "swings, window vs pulses, extrapolated (and said so) below 1e8 pulses. "
-                                "yield: fault map. neuron: f-I curve, max sustained rate, energy per spike. "
-                                "interface: rate and energy per operation of the pre/post circuits.")
+    p = add_command(sub, "characterize", doc=__doc__)
     p.add_argument("--scheme", required=True, choices=ch.SCHEMES + ("all",))
     p.add_argument("--out-dir", default="runs/characterize", help="directory for CSV and PNG (default %(default)s)")
     p.add_argument("--pattern", default=None, help="pd: pulse pattern (default '(P<pulses> H16 D<pulses>)x3')")

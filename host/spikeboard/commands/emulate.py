@@ -1,4 +1,8 @@
-"""spikeboard emulate: run the emulated board and print its URL until stopped."""
+"""spikeboard emulate: start the emulated board (QEMU) and print its serial URL.
+
+Start the firmware in QEMU with its UART on a loopback TCP port; print the
+socket:// URL and keep running until Ctrl-C. Other commands reach it with
+--backend emulator --port URL."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +14,7 @@ from ._options import Groups, Subparsers, add_command
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "emulate", groups=("out",), help="start the emulated board (QEMU) and print its serial URL",
-                    description="Start the firmware in QEMU with its UART on a loopback TCP port; "
-                                "print the socket:// URL and keep running until Ctrl-C. Other "
-                                "commands reach it with --backend emulator --port URL.")
+    p = add_command(sub, "emulate", doc=__doc__, groups=("out",))
     p.add_argument("--board", default="netduinoplus2")
     p.add_argument("--icount", type=int, default=None, help="QEMU -icount shift (deterministic instruction time)")
     p.add_argument("--for", dest="duration", type=float, default=None, help="stop after this many seconds")

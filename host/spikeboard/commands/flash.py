@@ -1,4 +1,8 @@
-"""spikeboard flash: build and upload the firmware with PlatformIO."""
+"""spikeboard flash: build and upload the firmware (PlatformIO).
+
+Build the firmware for a board with PlatformIO (offline, local platform) and
+upload it (openocd or st-flash). --build-only skips the upload, which is what
+works without a board attached."""
 from __future__ import annotations
 
 import argparse
@@ -27,10 +31,7 @@ class FlashResult(Record):
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "flash", groups=("out",), help="build and upload the firmware (PlatformIO)",
-                    description="Build the firmware for a board with PlatformIO (offline, local "
-                                "platform) and upload it (openocd or st-flash). --build-only skips "
-                                "the upload, which is what works without a board attached.")
+    p = add_command(sub, "flash", doc=__doc__, groups=("out",))
     p.add_argument("--board", required=True, help="board folder under boards/ (e.g. nucleo_f446re)")
     p.add_argument("--build-only", action="store_true")
     return p

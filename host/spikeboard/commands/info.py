@@ -1,4 +1,7 @@
-"""spikeboard info: what is connected."""
+"""spikeboard info: what is connected: firmware, board, geometry, layout, card, counters.
+
+Connect to the backend, configure it with the card and show the firmware
+version, board, geometry, layout, card hash and counters."""
 from __future__ import annotations
 
 import argparse
@@ -21,9 +24,7 @@ class InfoResult(Record):
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    return add_command(sub, "info", help="what is connected: firmware, board, geometry, layout, card, counters",
-                       description="Connect to the backend, configure it with the card and show the "
-                                   "firmware version, board, geometry, layout, card hash and counters.")
+    return add_command(sub, "info", doc=__doc__)
 
 
 def run(args: argparse.Namespace) -> InfoResult:

@@ -1,4 +1,6 @@
-"""spikeboard report: render a run's report again."""
+"""spikeboard report: render a run's report again.
+
+Re-render report.html and the figures of a run folder from its files."""
 from __future__ import annotations
 
 import argparse
@@ -25,8 +27,7 @@ class ReportResult:
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "report", groups=("out",), help="render a run's report again",
-                    description="Re-render report.html and the figures of a run folder from its files.")
+    p = add_command(sub, "report", doc=__doc__, groups=("out",))
     p.add_argument("run", help="run folder")
     return p
 

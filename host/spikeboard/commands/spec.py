@@ -1,4 +1,13 @@
-"""spikeboard spec: the targets of docs/spec.md, PASS/FAIL per row, and TOPS/W by convention."""
+"""spikeboard spec: check a card or a session run against the programme's targets (docs/spec.md).
+
+Run every characterization scheme on the chip configured with the card, then
+an application workload (a session run's counters with --run, or the built-in
+random rate-coded inference), and print the table of docs/spec.md (the
+programme's targets): target, value, PASS/FAIL and method per row, the chip's
+layout stated with the neuron-count row; energy per OP and TOPS/W under
+neuron-op, synaptic-op and MAC conventions with the breakdown by block; and
+which per-event energies would reach 1,000 TOPS/W. Writes an HTML page with
+figures into --out-dir. Exit status 0 even when rows fail."""
 from __future__ import annotations
 
 import argparse
@@ -9,16 +18,7 @@ from ._options import Groups, Subparsers, add_command, log
 
 
 def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
-    p = add_command(sub, "spec", help="check a card or a session run against the programme's targets (docs/spec.md)",
-                    description="Run every characterization scheme on the chip configured with the card, "
-                                "then an application workload (a session run's counters with --run, or "
-                                "the built-in random rate-coded inference), and print the table of "
-                                "docs/spec.md (the programme's targets): target, value, PASS/FAIL and method "
-                                "per row, the chip's layout stated with the neuron-count row; energy per OP "
-                                "and TOPS/W under neuron-op, synaptic-op and MAC conventions with the "
-                                "breakdown by block; and which per-event energies would reach 1,000 TOPS/W. "
-                                "Writes an HTML page with figures into --out-dir. Exit status 0 even when "
-                                "rows fail.")
+    p = add_command(sub, "spec", doc=__doc__)
     p.add_argument("--run", default=None, help="session run directory (counters.json, card.toml, config.json); "
                                                 "its geometry and layout are used")
     p.add_argument("--out-dir", default=None, help="directory for the HTML page and data (default runs/spec-<card>)")
