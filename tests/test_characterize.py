@@ -1,4 +1,4 @@
-"""Characterization: SPEC.md figures on curves known in closed form, and each
+"""Characterization: docs/spec.md figures on curves known in closed form, and each
 scheme on the model."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ a power monitor's measured supply energy over the same window (a real board).
 Every report states its OP definitions and gives TOPS/W under each, so no
 figure is inflated by the choice of unit:
   neuron    1 OP = one neuron firing or one membrane-potential update (the
-            programme's definition, SPEC.md)
+            programme's definition, docs/spec.md)
   synaptic  1 OP = one synapse read (an active input row x a column), i.e. a
             synaptic operation (SOP) actually performed, event-driven
   mac       1 OP = one multiply-accumulate of the same layer computed densely

@@ -1,4 +1,4 @@
-"""Figures of merit from measured or modelled data, with SPEC.md's definitions."""
+"""Figures of merit from measured or modelled data, with the definitions of docs/spec.md."""
 from __future__ import annotations
 
 import math
