@@ -12,7 +12,8 @@ def open_backend(name: str, *, port: str | None = None, board: str = "netduinopl
     unless a port URL of a running emulator is given."""
     faults = kw.pop("faults", None)
     if faults and name == "model":
-        raise ConfigError("--faults needs a link: use --backend emulator, serial or inproc")
+        links = " or ".join(n for n in NAMES if n != "model")   # the CLI's choices (inproc is for tests)
+        raise ConfigError(f"--faults needs a link: use --backend {links}")
     if faults:
         kw["faults"] = faults
     if name == "model":
