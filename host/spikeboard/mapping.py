@@ -21,21 +21,23 @@ range clip. Outputs sit on the neurons given (``neurons``, e.g. from a yield
 scan), an optional bias goes on the layer's last row (an input the caller
 drives at level 1 every step), every other cell holds weight 0.
 
-A tiled logical layer (a backend configured with ``shape=(rows, cols)``, or
-spikeboard.tiles.TiledArray) is one layer of its logical shape: the mapping
-does not see the tiles.
+A tiled logical layer (a backend configured with ``shape=(rows, cols)``) is
+one layer of its logical shape: the mapping does not see the tiles.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from . import cards
 from ._hal import ffi, lib
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .backends.base import Backend, ProgramResult
 
 __all__ = ["ChipConfig", "write_tolerance", "tile_codes", "decode_codes", "layer_weights", "tiled_shape", "configure",
            "program_weights", "program_codes", "pulse_counts", "ProgramReport", "LayerReport"]
@@ -141,10 +143,10 @@ class ChipConfig:
         return cls.from_params(cards.compile_card(c, geometry, **kw), levels=c["synapse"]["pulses"] + 1, shape=shape)
 
     @classmethod
-    def of_backend(cls, backend: Any) -> "ChipConfig":
+    def of_backend(cls, backend: "Backend") -> "ChipConfig":
         """What a configured backend holds, over the layer shape it presents."""
-        p = backend._p() if hasattr(backend, "_p") else backend.params
-        return cls.from_params(p, shape=tuple(backend.layer_shape) if p.layers == 1 else None)
+        p = backend._p()
+        return cls.from_params(p, shape=backend.layer_shape if p.layers == 1 else None)
 
     # -- derived --------------------------------------------------------------
     @property
@@ -214,7 +216,7 @@ def tiled_shape(tile_rows: int, tile_cols: int, inputs: int, outputs: int, diffe
     return -(-inputs // tile_rows) * tile_rows, -(-cols // tile_cols) * tile_cols
 
 
-def configure(backend: Any, config: ChipConfig) -> None:
+def configure(backend: Backend, config: ChipConfig) -> None:
     """Configure a backend with the config's block, over its tiled logical layer if it has one."""
     if config.params is None:
         raise ConfigError("chip config has no parameter block to configure a backend with")
@@ -224,7 +226,7 @@ def configure(backend: Any, config: ChipConfig) -> None:
         backend.configure(config.params)
 
 
-def check_backend(config: ChipConfig, backend: Any) -> None:
+def check_backend(config: ChipConfig, backend: Backend) -> None:
     """The backend holds the config's geometry (ConfigError naming both otherwise)."""
     p = getattr(backend, "params", None)
     have = None if p is None else ChipConfig.of_backend(backend)
@@ -393,16 +395,13 @@ def _compensate(c: ChipConfig, layer: int, t: np.ndarray, g: np.ndarray, tol: in
     return t2.reshape(-1)
 
 
-def _write(backend: Any, first: int, t: np.ndarray, tol: int, max_pulses: int) -> tuple[np.ndarray, Any]:
-    """Program cells first.. with write-verify and read them back. `first` only
-    when nonzero: a one-layer (tiled) layer has no cell offset to give."""
-    at = {"first": first} if first else {}
-    r = backend.program(t.astype(np.uint16), tolerance=tol, max_pulses=max_pulses, **at)
-    g = backend.read_conductance(first, t.size) if first else backend.read_conductance()
-    return np.asarray(g, dtype=np.int64)[: t.size], r
+def _write(backend: Backend, first: int, t: np.ndarray, tol: int, max_pulses: int) -> tuple[np.ndarray, ProgramResult]:
+    """Program cells first.. with write-verify and read them back."""
+    r = backend.program(t.astype(np.uint16), first=first, tolerance=tol, max_pulses=max_pulses)
+    return np.asarray(backend.read_conductance(first, t.size), dtype=np.int64), r
 
 
-def _program(backend: Any, c: ChipConfig, layers: Sequence[int], targets: np.ndarray, *, tolerance: int | None,
+def _program(backend: Backend, c: ChipConfig, layers: Sequence[int], targets: np.ndarray, *, tolerance: int | None,
              max_pulses: int, compensate: bool, clipped: Sequence[int]) -> ProgramReport:
     check_backend(c, backend)
     per = c.rows * c.cols
@@ -433,7 +432,7 @@ def _program(backend: Any, c: ChipConfig, layers: Sequence[int], targets: np.nda
                          tuple(reports), c)
 
 
-def program_weights(backend: Any, weights: np.ndarray | Sequence[np.ndarray], *, layer: int = -1,
+def program_weights(backend: Backend, weights: np.ndarray | Sequence[np.ndarray], *, layer: int = -1,
                     neurons: Sequence[int] | None = None, bias: np.ndarray | None = None, compensate: bool = True,
                     max_pulses: int = 255, tolerance: int | None = None, config: ChipConfig | None = None) -> ProgramReport:
     """Map weights (chip units) to codes and program them with write-verify.
@@ -465,7 +464,7 @@ def program_weights(backend: Any, weights: np.ndarray | Sequence[np.ndarray], *,
                     compensate=compensate, clipped=clipped)
 
 
-def program_codes(backend: Any, codes: np.ndarray, *, layer: int = 0, compensate: bool = False,
+def program_codes(backend: Backend, codes: np.ndarray, *, layer: int = 0, compensate: bool = False,
                   max_pulses: int = 255, tolerance: int | None = None, config: ChipConfig | None = None) -> ProgramReport:
     """Program conductance codes with write-verify: every cell of the array
     (layer 0 on), or one layer's rows*cols codes (layer). compensate: as for
