@@ -117,23 +117,23 @@ class ModelBackend(Backend):
         return self._core.devs[0]
 
     def configure(self, params: Any, *, shape: tuple[int, int] | None = None) -> int:
+        """A failed configure leaves the chip as it was."""
         p = params[0]
         if shape is not None and (p.layers != 1 or tuple(shape) != (p.rows, p.cols)):
             return self.configure_tiles(params, shape)
-        self.params, self._tiling = None, None
-        if not isinstance(self._core, OneArray):
-            self._core = OneArray()
-        self._core.configure(params)
-        self.params = ffi.new("sb_params_t *", p)
-        return int(self._dev.card_hash)
+        core = self._core if isinstance(self._core, OneArray) else OneArray()
+        core.configure(params)
+        return self._configured(core, params)
 
     def configure_tiles(self, params: Any, shape: tuple[int, int]) -> int:
         """Lay a one-layer chip of logical shape (rows, cols) over tiles of the
         params' geometry, even when it fits one array (configure does this for
         any shape but the array's own; one tile is the plain chip, bit for bit)."""
-        self.params, self._tiling = None, None
-        grid = TileGrid(params, *shape)
-        self._core, self._tiling = grid, grid.tiling
+        return self._configured(TileGrid(params, *shape), params)
+
+    def _configured(self, core: Core, params: Any) -> int:
+        self._core = core
+        self._tiling = core.tiling if isinstance(core, TileGrid) else None
         self.params = ffi.new("sb_params_t *", params[0])
         return int(self._dev.card_hash)
 
