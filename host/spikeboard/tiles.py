@@ -80,7 +80,7 @@ IMAGE_HEAD = struct.Struct("<4sHHBBI")   # magic, rows, cols, grid rows, grid co
 
 class TileGrid:
     """The virtual chips of a tiled layer and the neuron bank that joins them:
-    what ModelBackend drives when configured with a shape larger than its array."""
+    what ModelBackend drives when configured with a shape other than its array's."""
 
     def __init__(self, params: Any, rows: int, cols: int):
         self.tiling = Tiling.of(params[0], rows, cols)
@@ -122,7 +122,7 @@ class TileGrid:
         check(lib.sb_tiled_run_batch(self._t, B, T, ffi.from_buffer("uint8_t[]", x), out, v), "infer batch")
 
     def state(self, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """The bank's membranes (Q16.16) and refractory counters (the layer's only layer)."""
+        """The bank's membranes (Q16.16) and refractory counters (a tiled layer is one layer)."""
         nn = self.tiling.neurons
         v = np.frombuffer(ffi.buffer(self._t.v, 4 * nn), np.int32).copy()
         return v, np.frombuffer(ffi.buffer(self._t.refrac, 4 * nn), np.int32).astype(np.uint8)

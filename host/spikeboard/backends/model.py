@@ -13,7 +13,7 @@ import numpy as np
 
 from .._hal import ffi, lib
 from ..errors import ConfigError, check
-from ..tiles import TileGrid
+from ..tiles import TileGrid, Tiling
 from .base import Backend, BoardInfo, Counters, ProgramResult, RULES, TrainResult, masks_to_spikes
 
 IMAGE_CHUNK = 60000   # bytes per sb_dev_image call (its length is a u16)
@@ -25,6 +25,9 @@ class Core(Protocol):
     chips: list[Any]
     devs: list[Any]
     words: int          # fire-mask words per step
+
+    @property
+    def tiling(self) -> Tiling | None: ...   # None: one array
 
     def configure(self, params: Any) -> None: ...
     def segments(self, first: int, n: int) -> list[tuple[Any, int, int, int]]: ...
@@ -43,6 +46,7 @@ class OneArray:
     """One virtual chip behind its device controller."""
 
     words = 1
+    tiling = None
 
     def __init__(self) -> None:
         self.chips = [ffi.new("sb_chip_t *")]
@@ -133,7 +137,7 @@ class ModelBackend(Backend):
 
     def _configured(self, core: Core, params: Any) -> int:
         self._core = core
-        self._tiling = core.tiling if isinstance(core, TileGrid) else None
+        self._tiling = core.tiling
         self.params = ffi.new("sb_params_t *", params[0])
         return int(self._dev.card_hash)
 
