@@ -292,8 +292,11 @@ def list_cards() -> list[str]:
     return sorted(p.stem for p in CARD_DIR.glob("*.toml"))
 
 
-def load(name_or_path: str | Path) -> Card:
-    """Load a built-in card by name or a card file by path."""
+def load(name_or_path: str | Path | Card) -> Card:
+    """Load a built-in card by name or a card file by path; a Card already
+    loaded is returned as it is (so callers holding either need no test)."""
+    if isinstance(name_or_path, Card):
+        return name_or_path
     p = Path(name_or_path)
     if not p.suffix and not p.exists():
         p = CARD_DIR / f"{name_or_path}.toml"
