@@ -13,7 +13,7 @@ from spikeboard.backends import open_backend
 from spikeboard.backends.model import ModelBackend
 from spikeboard.energy import energy_report
 from spikeboard.errors import ConfigError, DeviceError
-from spikeboard.tiles import open_tiled
+from spikeboard.chip import ChipSpec, open_chip
 
 from .conftest import ideal_card
 
@@ -287,7 +287,7 @@ def test_mnist5k_loads_labels_from_the_last_column():
 
 def test_card_geometry_tiled_sets_the_layer_and_is_validated():
     card = cards.load("spec").with_overrides(geometry={"tiled": "65x20", "differential": True})
-    t = open_tiled(card, seed=1)
+    t = open_chip(ChipSpec(card=card, seed=1, tiled="card")).backend
     assert (t.layer_shape, t.grid, t.neurons()) == ((65, 20), (3, 1), 10)
     for bad, msg in [("65by20", "ROWSxCOLS"), ("4000x32", "tiles"), ("64x33", "even"), ("32x600", "256 neurons")]:
         with pytest.raises(ConfigError, match=r"\[geometry\.tiled\].*" + msg):
@@ -295,4 +295,4 @@ def test_card_geometry_tiled_sets_the_layer_and_is_validated():
     with pytest.raises(ConfigError, match="single-layer"):
         cards.load("spec").with_overrides(geometry={"tiled": "64x64", "preset": "16x16x3"})
     with pytest.raises(ConfigError, match="no \\[geometry\\].tiled"):
-        open_tiled("spec")
+        open_chip(ChipSpec(card="spec", tiled="card"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -74,12 +75,14 @@ TILED_LAYERS = ((785, 20), (256, 256))   # MNIST pixels + bias -> 10 differentia
 def bench_tiled(card: str = "spec", seed: int = 0, reps: int = 7, batch: int = 32) -> dict:
     """ns per sample-step of tiled layers (spikeboard.tiles) at batch 32, same
     input statistics (p = 0.2, 100 steps), and per tile of the grid."""
-    from .tiles import open_tiled
+    from .chip import ChipSpec, open_chip
 
     rng = np.random.default_rng(seed)
     out = {}
     for rows, cols in TILED_LAYERS:
-        t = open_tiled(card, rows, cols, differential=cols <= 32, seed=seed)
+        t = open_chip(ChipSpec(card=card, seed=seed, layout="differential" if cols <= 32 else "single-ended",
+                               tiled=f"{rows}x{cols}")).backend
+        assert isinstance(t, ModelBackend)          # run_masks: the model's raw timing path
         p, tiles = t.params, t.grid[0] * t.grid[1]
         t.program(rng.integers(p.g_min, p.g_max, t.cells), tolerance=2000, max_pulses=64)
         x = (rng.random((batch, STEPS, rows)) < 0.2).astype(np.uint8)
@@ -130,7 +133,6 @@ COUNT_WINDOWS = (0, 50, 10)
 def _pio() -> str:
     import shutil
     import sys
-    from pathlib import Path
 
     p = Path(sys.executable).with_name("pio")
     return str(p) if p.exists() else (shutil.which("pio") or "pio")
@@ -177,56 +179,50 @@ class _Script:
 
 def _program_frames(s: _Script, targets, tolerance: int, max_pulses: int, tag: str) -> None:
     from ._hal import lib
-    from .protocol import pack
+    from .protocol import program_request
 
     for first in range(0, len(targets), 256):
-        part = targets[first:first + 256]
-        s.frame(tag, lib.SB_CMD_PROGRAM,
-                pack("sb_msg_program_t", first=first, n=len(part), tolerance=tolerance, max_pulses=max_pulses)
-                + np.asarray(part, "<u2").tobytes())
+        s.frame(tag, lib.SB_CMD_PROGRAM, program_request(first, targets[first:first + 256], tolerance, max_pulses))
 
 
-def _spikes(rng, steps: int, rows: int, p: float = 0.2) -> bytes:
-    x = (rng.random((steps, rows)) < p).astype(np.uint8)
-    return np.packbits(x, axis=1, bitorder="little").tobytes()
+def _spikes(rng, steps: int, rows: int, p: float = 0.2) -> np.ndarray:
+    return (rng.random((steps, rows)) < p).astype(np.uint8)
 
 
 def _build_script(card: str, seed: int):
     from ._hal import lib
     from .backends.base import RULES
     from .cards import compile_card, load, params_bytes
-    from .protocol import pack
+    from .protocol import infer_request, train_request
 
     rng = np.random.default_rng(seed)
     s = _Script()
-    # 1. step and event workload
+    # 1. step and event workload (binary spikes)
     p1 = compile_card(load(card), "32x32", differential=False, seed=seed)
     s.frame("configure", lib.SB_CMD_CONFIGURE, params_bytes(p1))
     cells = p1.rows * p1.cols * p1.layers
     _program_frames(s, rng.integers(p1.g_min, p1.g_max, cells), 2000, 64, "program")
-    infer = lib.SB_CMD_INFER
+    infer, reset = lib.SB_CMD_INFER, lib.SB_INFER_RESET
     x100, x200 = _spikes(rng, 100, p1.rows), _spikes(rng, 200, p1.rows)
-    s.frame("step100", infer, pack("sb_msg_infer_t", steps=100, flags=lib.SB_INFER_RESET) + x100)
-    s.frame("step200", infer, pack("sb_msg_infer_t", steps=200, flags=lib.SB_INFER_RESET) + x200)
+    s.frame("step100", infer, infer_request(x100, False, reset))
+    s.frame("step200", infer, infer_request(x200, False, reset))
     s.hook(False)
-    s.frame("noreadout200", infer, pack("sb_msg_infer_t", steps=200, flags=lib.SB_INFER_RESET) + x200)
+    s.frame("noreadout200", infer, infer_request(x200, False, reset))
     s.hook(True)
-    s.frame("events200", infer,
-            pack("sb_msg_infer_t", steps=200, flags=lib.SB_INFER_RESET | lib.SB_INFER_EVENTS) + x200)
+    s.frame("events200", infer, infer_request(x200, False, reset | lib.SB_INFER_EVENTS))
     for w in COUNT_WINDOWS:
-        s.frame(f"counts200w{w}", infer,
-                pack("sb_msg_infer_t", steps=200, flags=lib.SB_INFER_RESET | lib.SB_INFER_COUNTS, window=w) + x200)
+        s.frame(f"counts200w{w}", infer, infer_request(x200, False, reset | lib.SB_INFER_COUNTS, window=w))
     # 2. digits app settings
     p2 = compile_card(load(card), "32x32", differential=True, seed=seed, neuron={"threshold": 4.0})
     s.frame("configure", lib.SB_CMD_CONFIGURE, params_bytes(p2))
     steps = 32
     for k in range(_TRAIN_SAMPLES):
-        s.frame("train", lib.SB_CMD_TRAIN,
-                pack("sb_msg_train_t", steps=steps, label=int(rng.integers(0, 10)), rule=RULES["compensated"],
-                     target=1, max_pulses=32, flags=0, sample_id=k) + _spikes(rng, steps, p2.rows))
+        label = int(rng.integers(0, 10))       # drawn before the sample's spikes
+        s.frame("train", lib.SB_CMD_TRAIN, train_request(_spikes(rng, steps, p2.rows), False, label=label,
+                                                         rule=RULES["compensated"], target=1, max_pulses=32,
+                                                         sample_id=k))
     for _ in range(_INFER_SAMPLES):
-        s.frame("infer", infer, pack("sb_msg_infer_t", steps=steps, flags=lib.SB_INFER_RESET)
-                + _spikes(rng, steps, p2.rows))
+        s.frame("infer", infer, infer_request(_spikes(rng, steps, p2.rows), False, reset))
     return s, (p1, p2)
 
 
@@ -245,7 +241,6 @@ def run_bench_image(elf, script: bytes, shift: int = FW_SHIFT, timeout: float = 
     import shutil
     import subprocess
     import tempfile
-    from pathlib import Path
 
     from .emulator import EmulatorError
 
@@ -272,9 +267,9 @@ def run_bench_image(elf, script: bytes, shift: int = FW_SHIFT, timeout: float = 
 def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int = 0, build: bool = True) -> dict:
     """Instructions per pulse, per event, per step and per sample, and wire
     bytes per sample, of the firmware counted in QEMU (-icount)."""
-    from ._hal import ffi, lib
+    from ._hal import lib
     from .emulator import EmulatorError, find_firmware
-    from .protocol import unpack
+    from .protocol import EVENT_DTYPE, CountWindow, decode_events, decode_infer
 
     if board != "netduinoplus2":
         raise EmulatorError(f"bench firmware runs on the emulated board only (netduinoplus2), not {board}")
@@ -307,13 +302,11 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
         if flags & lib.SB_F_EVENT and cmd == lib.SB_CMD_COUNTS:
             pending.append((body, size))
         elif flags & lib.SB_F_EVENT:
-            n = int.from_bytes(body[0:2], "little")
-            ev = np.frombuffer(body, dtype="<u4", count=4 * n, offset=8).reshape(n, 4)
-            events.append(ev)
+            events.append(decode_events(body)[0])
         elif flags & lib.SB_F_RESP:
             resp[seq] = (body, size)
             counts_of[seq], pending = pending, []
-    by = {}
+    by: dict[str, list[tuple[int, dict]]] = {}
     for k, r in enumerate(rows):
         by.setdefault(r["tag"], []).append((k, r))
 
@@ -321,13 +314,15 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
         return by[tag][0][1]
 
     def masks(seq_index: int, steps: int):
-        body, _ = resp[seq_index + 1]
-        return np.frombuffer(body, dtype="<u4", count=steps, offset=8)
+        a = decode_infer(resp[seq_index + 1][0])
+        if a.steps != steps:
+            raise EmulatorError(f"bench frame seq {seq_index + 1}: an answer for {a.steps} steps, sent {steps}")
+        return a.masks
 
     per_step = (one("step200")["instructions"] - one("step100")["instructions"]) / 100.0
-    ev = np.concatenate(events) if events else np.zeros((0, 4), np.uint32)
+    ev = np.concatenate(events) if events else np.zeros(0, EVENT_DTYPE)
     records = len(ev)
-    fires = int(sum(bin(int(m)).count("1") for m in ev[:, 2])) if records else 0
+    fires = int(sum(bin(int(m)).count("1") for m in ev["mask"]))
     k_ev = by["events200"][0][0]
     m200 = masks(k_ev, 200)
     if fires != int(sum(bin(int(m)).count("1") for m in m200)):
@@ -344,8 +339,7 @@ def bench_firmware(board: str = "netduinoplus2", card: str = "spec", seed: int =
         got = np.zeros(p1.cols, np.int64)
         frames_c = counts_of.get(k_c + 1, [])
         for body, _ in frames_c:
-            h = unpack("sb_msg_counts_t", body)
-            got += np.frombuffer(body, dtype="<u2", count=h.neurons[0], offset=ffi.sizeof("sb_msg_counts_t"))
+            got += CountWindow.decode(body).counts[0]
         if not np.array_equal(got, want):
             raise EmulatorError(f"bench: counts frames (window {w}) disagree with the INFER response's fires")
         extra = one(f"counts200w{w}")["instructions"] - one("noreadout200")["instructions"]

@@ -18,6 +18,7 @@ shape (the model backend runs it; a board refuses it)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -76,7 +77,7 @@ class ChipSpec:
     backend: str = "model"
     port: str | None = None
     board: str = "netduinoplus2"
-    card: str = "spec"
+    card: str | cards.Card = "spec"  # a built-in name, a TOML path, or a loaded Card
     geometry: str | None = None      # None: the card's preset
     seed: int = 0
     stuck: float = 0.0
@@ -92,6 +93,13 @@ class ChipSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def card_name(self) -> str:
+        return self.card.name if isinstance(self.card, cards.Card) else Path(self.card).stem
+
+    def load_card(self) -> cards.Card:
+        return self.card if isinstance(self.card, cards.Card) else cards.load(self.card)
 
 
 def differential_flags(card: cards.Card, geometry: str, layout: str) -> list[bool]:
@@ -121,7 +129,7 @@ def layout_of(params: Any, shape: tuple[int, int] | None = None) -> Layout:
 def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> tuple[cards.Card, Any, Layout]:
     """Load and compile the card for the spec's geometry and layout (nothing is
     opened): (card, sb_params_t, layout). neuron overrides [neuron] fields."""
-    card = cards.load(spec.card)
+    card = spec.load_card()
     geometry = spec.geometry or card["geometry"]["preset"]
     if geometry not in cards.GEOMETRIES:
         raise ConfigError(f"geometry {geometry!r} not one of {', '.join(cards.GEOMETRIES)}", field="--geometry")

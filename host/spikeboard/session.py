@@ -281,7 +281,7 @@ class Session:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(f"{run_dir}: run folder exists and is not empty (use --resume {run_dir})")
         run_dir.mkdir(parents=True, exist_ok=True)
-        card = cards.load(cfg.chip.card)
+        card = cfg.chip.load_card()
         (run_dir / "card.toml").write_text(card.text)
         (run_dir / "config.json").write_text(json.dumps({"config": cfg.as_dict(), "versions": {
             "spikeboard": __version__, "python": sys.version.split()[0], "numpy": np.__version__},
@@ -395,7 +395,7 @@ class Session:
         card, params, layout, st = loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
         self.card, self.params, self.layout, self.settings = card, params, layout, st
         self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.chip.backend}, card "
-                 f"{Path(self.cfg.chip.card).stem}, {layout.describe()}, seed {self.cfg.chip.seed}")
+                 f"{self.cfg.chip.card_name}, {layout.describe()}, seed {self.cfg.chip.seed}")
         data = loop.prepare_app(app, layout, self.cfg.chip.seed, train_limit=self.cfg.train_limit,
                                 test_limit=self.cfg.test_limit)
         self.data = data
@@ -628,7 +628,7 @@ class Session:
         n_train = sum(m.get("train_samples", 0) for m in metrics if m.get("train_counters"))
         result = SessionResult(
             run=str(self.dir), mode=self.cfg.mode, app=app.name, backend=self.cfg.chip.backend, board=info.board,
-            firmware=info.firmware, card=Path(self.cfg.chip.card).stem,
+            firmware=info.firmware, card=self.cfg.chip.card_name,
             geometry="x".join(map(str, (*b.layer_shape, params.layers))),
             layout=self.layout.as_dict(), seed=self.cfg.chip.seed, settings=self.settings.as_dict(),
             output_neurons=self.neurons.tolist(), accuracy=metrics[-1]["test_accuracy"],

@@ -172,37 +172,3 @@ class TileGrid:
         bank[:] = image[len(head):len(head) + n]
         at = len(head) + n
         return [image[at + k * tile_bytes:at + (k + 1) * tile_bytes] for k in range(len(self.devs))]
-
-
-def tile_card(card: "str | cardlib.Card", rows: int | None = None, cols: int | None = None, *,
-              geometry: str | None = None, differential: bool | None = None, seed: int | None = None,
-              **compile_kw: Any) -> tuple[Any, tuple[int, int]]:
-    """A card compiled for one tile (its single-layer preset) and the logical
-    shape to lay it over: (params, (rows, cols)); without rows and cols, the
-    card's [geometry].tiled layer."""
-    c = cardlib.load(card) if isinstance(card, str) else card
-    g = dict(c["geometry"])
-    if geometry is not None:
-        g["preset"] = geometry
-    if differential is not None:
-        g["differential"] = differential
-    if rows is None or cols is None:
-        if not g["tiled"]:
-            raise ConfigError(f"card {c.name}: no [geometry].tiled layer; give rows and cols")
-        rows, cols = cardlib.tiled_shape(g, c.path or c.name)
-    if cardlib.GEOMETRIES.get(g["preset"], (0, 0, 0))[2] != 1:
-        raise ConfigError(f"tile geometry {g['preset']!r}: need a single-layer preset "
-                          f"({', '.join(k for k, v in cardlib.GEOMETRIES.items() if v[2] == 1)})")
-    return cardlib.compile_card(c, g["preset"], seed=seed, differential=g["differential"], **compile_kw), (rows, cols)
-
-
-def open_tiled(card: "str | cardlib.Card", rows: int | None = None, cols: int | None = None,
-               **kw: Any) -> "ModelBackend":
-    """The model backend (open_backend("model")) configured with a tiled layer
-    of the card (tile_card's arguments)."""
-    from .backends.model import ModelBackend
-
-    params, shape = tile_card(card, rows, cols, **kw)
-    b = ModelBackend()
-    b.configure(params, shape=shape)
-    return b
