@@ -310,3 +310,23 @@ def test_program_help_states_the_unit(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "[-1, 1]" in out and "largest weight the layer holds" in out and "[neuron] threshold" in out
     assert json.dumps(mapping.__all__)
+
+
+def test_hardware_in_the_loop_on_a_tiled_layer():
+    torch = pytest.importorskip("torch")
+    from spikeboard.torch import ChipNet, HardwareLoop, count_loss
+
+    torch.manual_seed(0)
+    net = ChipNet.from_card([64, 4], "spec", "32x32", tiles=True, differential=True, layer_kw={"init_scale": 0.3})
+    y = torch.arange(32) % 4
+    rate = torch.full((32, 64), 0.05)
+    for i in range(32):
+        rate[i, 16 * y[i]: 16 * y[i] + 16] = 0.6      # rows of both row tiles carry the class
+    x = (torch.rand(32, 16, 64, generator=torch.Generator().manual_seed(5)) < rate[:, None, :]).float()
+    be = ModelBackend()
+    loop = HardwareLoop(net, be, torch.optim.Adam(net.parameters(), lr=0.05), mode="pulse")
+    first = float(count_loss(loop.forward_hw(x), y))
+    for _ in range(4):
+        loop.step(x, y)
+    assert float(count_loss(loop.forward_hw(x), y)) < 0.5 * first
+    assert be.counters().pot + be.counters().dep > 0
