@@ -102,9 +102,9 @@ def test_board_answers_retry_from_cache_and_never_applies_twice():
 
 
 def _session(tmp_path, name, backend, faults, **kw):
-    cfg = SessionConfig(app="digits", backend=backend, faults=faults, seed=0, checkpoint_every=40, **kw)
+    cfg = SessionConfig.of(app="digits", backend=backend, faults=faults, seed=0, checkpoint_every=40, **kw)
     s = Session.create(cfg, tmp_path / name, quiet=True)
-    return s, s.run()
+    return s, s.run().as_dict()
 
 
 def _same_run(a, b):

@@ -24,9 +24,9 @@ KW = dict(app="digits", seed=0, train_limit=60, test_limit=12, epochs=2, checkpo
 
 
 def _run(tmp_path, name, backend, faults=None, hooks=None, **kw):
-    cfg = SessionConfig(backend=backend, faults=faults, **{**KW, **kw})
+    cfg = SessionConfig.of(backend=backend, faults=faults, **{**KW, **kw})
     s = Session.create(cfg, tmp_path / name, quiet=True, hooks=hooks)
-    return s, s.run()
+    return s, s.run().as_dict()
 
 
 def _journal_once(run):
