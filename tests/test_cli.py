@@ -143,6 +143,8 @@ BAD = [
     (["cards", "validate", "/nonexistent.toml"], "card file not found"),
     (["info", "--layout", "diagonal"], "invalid choice: 'diagonal'"),
     (["info", "--seed", "-1"], "--seed -1"),
+    (["characterize", "--scheme", "yield", "--tiled", "65x20"], "--tiled 65x20: characterization measures one"),
+    (["spec", "--tiled", "65x20"], "drop --tiled"),
 ]
 
 

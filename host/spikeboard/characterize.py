@@ -40,6 +40,14 @@ ENDURANCE_TARGET = 1e8
 CODE_MAX = 65535
 
 
+def require_one_array(tiled: str | None) -> None:
+    """The schemes measure one physical array; a tiled layer is a grid of arrays of
+    the card's geometry, so it is characterized by characterizing that array."""
+    if tiled:
+        raise ConfigError("characterization measures one physical array (each tile is one array of the "
+                          "card's geometry): drop --tiled", field=f"--tiled {tiled}")
+
+
 def _plt():
     import matplotlib
 

@@ -199,6 +199,7 @@ def spec_check(spec: ChipSpec = ChipSpec(), *, run: str | Path | None = None, ou
                endurance_pulses: float = 3e7, fast: bool = False,
                log: Callable[[str], None] | None = None) -> SpecReport:
     """Run every scheme on the chip, then the workload, and fill the rows of docs/spec.md."""
+    ch.require_one_array(spec.tiled)
     cfg: dict[str, Any] = {}
     run_counters = None
     if run is not None:

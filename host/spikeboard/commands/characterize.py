@@ -67,10 +67,12 @@ def run(args: argparse.Namespace) -> CharacterizeResult:
             ch.parse_pattern(args.pattern)
         except ConfigError as e:
             raise ConfigError(str(e), field="--pattern") from None
+    spec = ChipSpec.from_args(args)
+    ch.require_one_array(spec.tiled)
     schemes = ch.SCHEMES if args.scheme == "all" else (args.scheme,)
     results: dict[str, Any] = {}
     texts = []
-    with open_chip(ChipSpec.from_args(args)) as chip:
+    with open_chip(spec) as chip:
         b, card = chip.backend, chip.card
         pulses = card["synapse"]["pulses"]
         for s in schemes:
