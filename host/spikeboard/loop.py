@@ -98,26 +98,19 @@ def output_neurons(backend: Backend, classes: int, *, pulses: int = 256, min_win
 
 def init_array(backend: Backend, seed: int) -> None:
     """Starting weights: differential layers start at w = 0 (both devices at
-    Gmin, as configured). Single-ended layers are written to w = 0 (G = g_ref)
-    for the last layer and to a fixed random projection (seeded) for hidden
-    layers, with the one write-verify tolerance (spikeboard.mapping)."""
-    from .mapping import write_tolerance
+    Gmin, as configured). Otherwise the last layer is written to w = 0 and
+    hidden layers to a fixed random projection (seeded), through the one
+    mapping and its write-verify tolerance (spikeboard.mapping)."""
+    from .mapping import ChipConfig, program_weights
 
-    p = backend.params
-    if p.layers == 1 and p.diff_mask & 1:
+    c = ChipConfig.of_backend(backend)
+    if c.layers == 1 and c.diff[0]:
         return
-    rows, cols = backend.layer_shape
-    per = rows * cols
-    win = p.g_max - p.g_min
     rng = np.random.default_rng([seed, 0x1A7])
-    t = np.empty(per * p.layers, dtype=np.int64)
-    for layer in range(p.layers):
-        if layer == p.layers - 1:
-            t[layer * per:(layer + 1) * per] = p.g_ref
-        else:
-            w = rng.uniform(-0.25, 0.5, per)   # biased positive so hidden neurons fire
-            t[layer * per:(layer + 1) * per] = p.g_ref + np.round(w * win)
-    backend.program(np.clip(t, p.g_min, p.g_max).astype(np.uint16), tolerance=write_tolerance(p), max_pulses=255)
+    k = c.window / c.codes_per_unit            # one full window, chip units
+    program_weights(backend, [np.zeros((c.rows, c.neurons(l))) if l == c.layers - 1 else
+                              rng.uniform(-0.25, 0.5, (c.rows, c.neurons(l))) * k   # biased positive so hidden neurons fire
+                              for l in range(c.layers)], config=c, compensate=False)
 
 
 def setup_array(backend: Backend, classes: int, seed: int) -> np.ndarray:

@@ -586,11 +586,10 @@ class Session:
                 b.write_image(img.read_bytes())
                 self.log(f"weights: device image of {src}")
             elif g.exists():
-                from .mapping import write_tolerance
+                from .mapping import program_codes
 
-                r = b.program(np.load(g).ravel(), tolerance=write_tolerance(b.params), max_pulses=255)
-                self.log(f"weights: programmed {src}/conductance.npy with write-verify, "
-                         f"{int(r.failed.sum())} cells failed")
+                r = program_codes(b, np.load(g).ravel())
+                self.log(f"weights: programmed {src}/conductance.npy with write-verify, {r.failed} cells failed")
             else:
                 raise ConfigError(f"{src}: no final.img or conductance.npy to take weights from")
             b.counters(clear=True)

@@ -55,7 +55,8 @@ def _chip_group() -> argparse.ArgumentParser:
                         "reference (default %(default)s)")
     g.add_argument("--tiled", metavar="ROWSxCOLS",
                    help="a one-layer chip larger than one array, laid over a grid of tiles of the geometry "
-                        "(model backend); 'card': the card's [geometry].tiled")
+                        "(model backend); 'card': the card's [geometry].tiled; with infer --nir, any value "
+                        "(e.g. auto): the graph's own shape in whole tiles")
     g.add_argument("--seed", type=int, default=0, help="seed of device variation, data splits, encoders")
     return chip
 

@@ -2,16 +2,20 @@
 and energy per application x geometry x card (docs/applications.md)."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
-
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..apps.base import App
 from ..apps.run import AppRun
 from ..backends.base import RULES
 from ..chip import LAYOUTS, ChipSpec
+from ._options import Groups, Subparsers, add_actions, add_command
+from ._result import Record
 
 REPORT_CMD = "spikeboard apps report"
 GEOMS = ("32x32", "16x16x3")
@@ -20,15 +24,15 @@ APPS = ("digits", "spoken-digits", "activity", "breast-cancer")
 SEEDS = (0, 1, 2)
 
 
-def register(sub, common):
-    p = sub.add_parser("apps", help="applications: list, report",
-                       description="Built-in applications (data that ships inside packages) and the "
-                                   "results table: in-situ and ex-situ accuracy, float baseline, energy "
-                                   "and TOPS/W per application x geometry x card.")
-    s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    out = [common["out"]]
-    s.add_parser("list", help="the applications, their encoders and why", parents=out)
-    r = s.add_parser("report", help="run every application and write docs/applications.md", parents=out)
+def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+    p = add_command(sub, "apps", groups=(), help="applications: list, report, tiled",
+                    description="Built-in applications (data that ships inside packages) and the "
+                                "results table: in-situ and ex-situ accuracy, float baseline, energy "
+                                "and TOPS/W per application x geometry x card.")
+    s = add_actions(p)
+    out = ("out",)   # on each action, so --json also works after it
+    add_command(s, "list", groups=out, help="the applications, their encoders and why")
+    r = add_command(s, "report", groups=out, help="run every application and write docs/applications.md")
     r.add_argument("--quick", action="store_true", help="1 seed, subsets of the data, fewer epochs (a smoke run)")
     r.add_argument("--apps", default=",".join(APPS), help="comma-separated (default %(default)s)")
     r.add_argument("--cards", default=",".join(CARDS))
@@ -42,9 +46,8 @@ def register(sub, common):
     r.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
     r.add_argument("--epochs", type=int, default=None, help="epochs (default: the app's)")
     r.add_argument("--rule", choices=tuple(RULES), default=None, help="learning rule (default: the app's on the geometry)")
-    t = s.add_parser("tiled", help="a table app at full input width on a tiled layer, beside one tile",
-                     parents=out,
-                     description="Map a table app (ex situ, or learned on the chip with --insitu) onto a layer "
+    t = add_command(s, "tiled", groups=out, help="a table app at full input width on a tiled layer, beside one tile",
+                    description="Map a table app (ex situ, or learned on the chip with --insitu) onto a layer "
                                  "larger than one array: every feature on "
                                  "its own row (plus a bias row), the layer laid over a grid of tiles whose "
                                  "partial neuron inputs add up in the neuron bank. With --compare, the same "
@@ -62,7 +65,29 @@ def register(sub, common):
     return p
 
 
-def run(args):
+@dataclass(frozen=True)
+class AppsList(Record):
+    apps: list[dict[str, Any]]
+    text: str
+
+
+@dataclass(frozen=True)
+class TiledReport(Record):
+    app: str
+    card: str
+    seed: int
+    runs: list[dict[str, Any]]
+    text: str
+
+
+@dataclass(frozen=True)
+class AppsReport(Record):
+    results: list[dict[str, Any]]
+    firmware: dict[str, Any]
+    text: str
+
+
+def run(args: argparse.Namespace) -> Record:
     from ..apps import get_app, list_apps
 
     if args.action == "list":
@@ -71,20 +96,20 @@ def run(args):
             a = get_app(n)
             rows.append({"name": n, "description": a.description, "encoder": a.encoder, "steps": a.steps,
                          "rule": a.rule, "why": a.why})
-        text = "\n".join(f"{r['name']:15s} {r['encoder']:8s} {r['description']}" for r in rows)
-        return {"apps": rows, "text": text}
+        return AppsList(rows, "\n".join(f"{r['name']:15s} {r['encoder']:8s} {r['description']}" for r in rows))
     if args.action == "tiled":
         return tiled(args)
     return report(args)
 
 
-def tiled(args):
+def tiled(args: argparse.Namespace) -> TiledReport:
     from ..apps import get_app
     from ..apps.run import run_tiled
     from ..energy import energy_report
 
     app = get_app(args.app)
-    kw = dict(seed=args.seed, stuck=args.stuck, test_limit=args.test_limit, insitu=args.insitu, epochs=args.epochs)
+    kw: dict[str, Any] = dict(seed=args.seed, stuck=args.stuck, test_limit=args.test_limit, insitu=args.insitu,
+                              epochs=args.epochs)
     runs = [run_tiled(app, args.card, rows=args.rows, **kw)]
     if args.compare:
         runs.append(run_tiled(app, args.card, rows=32, **kw))
@@ -103,31 +128,32 @@ def tiled(args):
         tops = e.tops_per_w["mac"]
         lines.append(f"{r.rows:>5d}x{r.cols:<4d} {d['tiles']:>6d} {100 * r.accuracy:>10.1f} {base:>10s} "
                      f"{pj:>12.2f} {('%.1f' % tops) if tops else '-':>10s}  {r.features}")
-    return {"app": app.name, "card": args.card, "seed": args.seed, "runs": out, "text": "\n".join(lines)}
+    return TiledReport(app.name, args.card, args.seed, out, "\n".join(lines))
 
 
-def _cell(app, geom: str, card: str, seed: int, stuck: float, args: Any) -> tuple[AppRun, float | None]:
+def _cell(app: App, geom: str, card: str, seed: int, stuck: float, args: argparse.Namespace,
+          exsitu: bool) -> tuple[AppRun, float | None]:
     """One report cell on one seed: in situ exactly as `spikeboard train` runs
-    it (apps.run.run_app), and for one-layer geometries on seed 0 the ex-situ
-    path on a fresh chip of the same spec."""
+    it (apps.run.run_app), and with exsitu=True, on a one-layer chip, the
+    ex-situ path on a fresh chip of the same spec."""
     from ..apps.run import run_app, train_exsitu
     from ..chip import open_chip
     from ..loop import output_neurons, prepare_app
 
     spec = ChipSpec(card=card, geometry=geom, seed=seed, stuck=stuck, layout=args.layout)
-    lim = dict(train_limit=300, test_limit=150) if args.quick else {}
+    lim: dict[str, int] = dict(train_limit=300, test_limit=150) if args.quick else {}
     lim = {**lim, **{k: getattr(args, k) for k in ("train_limit", "test_limit") if getattr(args, k) is not None}}
     epochs = args.epochs or (max(1, app.epochs // 2) if args.quick else None)
     r = run_app(app, spec, epochs=epochs, rule=args.rule, **lim)
     ex = None
-    if r.layout.rows == r.params.rows and r.params.layers == 1 and seed == 0:
+    if exsitu and r.params.layers == 1:
         with open_chip(spec, neuron=r.settings.neuron) as chip:
             P = prepare_app(app, chip.layout, seed, **lim)
             ex = train_exsitu(chip.backend, P, output_neurons(chip.backend, P.classes))
     return r, ex
 
 
-def report(args: Any) -> dict[str, Any]:
+def report(args: argparse.Namespace) -> AppsReport:
     from ..apps import get_app
     from ..energy import energy_report
 
@@ -142,7 +168,7 @@ def report(args: Any) -> dict[str, Any]:
         app = get_app(name)
         runs, ex, info = [], None, {}
         for seed in seeds:
-            r, e = _cell(app, geom, card, seed, stuck, args)
+            r, e = _cell(app, geom, card, seed, stuck, args, exsitu=seed == seeds[0])
             runs.append(r)
             if seed == seeds[0]:
                 ex = e
@@ -167,10 +193,10 @@ def report(args: Any) -> dict[str, Any]:
     if args.output != "-":
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(md)
-    return {"results": results, "firmware": fw, "text": md}
+    return AppsReport(results, fw, md)
 
 
-def firmware_instructions() -> dict:
+def firmware_instructions() -> dict[str, Any]:
     """The MCU's share per sample: instructions of one TRAIN and one INFER of
     digits size, counted on the firmware in QEMU (`spikeboard bench firmware`).
     Where QEMU or the toolchain is missing, the reason is reported instead."""
@@ -182,7 +208,7 @@ def firmware_instructions() -> dict:
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def _pct(x):
+def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
@@ -230,7 +256,7 @@ def to_markdown(results: list[dict[str, Any]], args: Any, seconds: float, fw: di
     return "\n".join(L) + "\n"
 
 
-def _fw_text(fw) -> str:
+def _fw_text(fw: dict[str, Any] | None) -> str:
     if not fw or "error" in fw:
         return f"firmware instructions per sample not measured here ({(fw or {}).get('error', 'not run')})."
     b = fw["bytes_per_sample"]

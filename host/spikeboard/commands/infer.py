@@ -41,7 +41,9 @@ def run_nir(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"{args.nir}: NIR file not found")
     x_in = read_npy(args.input, "input spike file") if args.input else None   # read before the chip is touched
     with open_backend_for(ChipSpec.from_args(args)) as b:
-        m = nirlib.load(args.nir, b, card=args.card, geometry=args.geometry)
+        # the chip's seed; --tiled lays a one-layer graph wider than the array over tiles (its shape: the graph's)
+        m = nirlib.load(args.nir, b, card=args.card, geometry=args.geometry, seed=args.seed,
+                        tiles=args.tiled is not None)
         out: dict[str, Any] = {"nir": args.nir, "inputs": m.n_in, "outputs": m.n_out, "programming": list(m.report)}
         if x_in is not None:
             x = check_spikes(x_in, args.input, inputs=m.n_in, max_steps=lib.SB_MAX_STEPS,
