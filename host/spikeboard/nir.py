@@ -237,7 +237,7 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
     geometry = _geometry_for(len(pairs), geometry)
     rows, cols, nlayers = cards.GEOMETRIES[geometry]
     tiled = tiles and nlayers == 1
-    hint = " (tiles=True lays a one-layer graph over tiles)" if nlayers == 1 and not tiles else ""
+    hint = " (tiles=True, or --tiled on the command line, lays a one-layer graph over tiles)" if nlayers == 1 and not tiles else ""
     prev_out, terms, leaks = None, [], []
     for l, (wn, w, nn_, n) in enumerate(pairs):
         W = np.asarray(w.weight, dtype=np.float64)
