@@ -1,5 +1,5 @@
 """The `spikeboard` command. Each subcommand lives in spikeboard/commands/<name>.py
-with `register(subparsers, groups) -> parser` (built with commands._options.add_command)
+with `register(subparsers) -> parser` (built with commands._options.add_command)
 and `run(args) -> Result | None` (commands._result: a frozen dataclass with
 as_dict() and text); this module only finds them, parses, range-checks the
 options, prints the result and turns errors into one line and exit status 1."""
@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any, Iterator, NoReturn
 
 from . import __version__
-from .commands._options import CHIP_LIMITS, Limits, shared_groups
+from .commands._options import CHIP_LIMITS, Limits
 from .errors import ConfigError, SpikeboardError
 
 SCHEMA_VERSION = 1
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spikeboard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _commands():
-        p = mod.register(sub, shared_groups())
+        p = mod.register(sub)
         p.set_defaults(_run=mod.run, _limits=getattr(mod, "LIMITS", {}))
     return parser
 
@@ -151,10 +151,7 @@ def emit(args: argparse.Namespace, result: Any) -> None:
     and command (and its text), else its text. None prints nothing."""
     if result is None:
         return
-    if isinstance(result, dict):    # commands not yet returning a Result (see commands/_result.py)
-        fields, text = {k: v for k, v in result.items() if k != "text"}, result.get("text")
-    else:
-        fields, text = result.as_dict(), result.text
+    fields, text = result.as_dict(), result.text
     if getattr(args, "json", False):
         doc = {"schema_version": SCHEMA_VERSION, "command": args.command, **fields}
         if text is not None:

@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 else:
     Subparsers = Any
 
-#: the shared groups by name, as cli passes them to each command's register()
-Groups = Mapping[str, argparse.ArgumentParser]
-
 #: a range per numeric option: dest -> (low, high), None for no bound
 Limits = Mapping[str, tuple[float | None, float | None]]
 

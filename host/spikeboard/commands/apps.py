@@ -14,7 +14,7 @@ from ..apps.base import App
 from ..apps.run import AppRun
 from ..backends.base import RULES
 from ..chip import LAYOUTS, ChipSpec
-from ._options import Groups, Subparsers, add_actions, add_command
+from ._options import Subparsers, add_actions, add_command
 from ._result import Record
 
 REPORT_CMD = "spikeboard apps report"
@@ -24,7 +24,7 @@ APPS = ("digits", "spoken-digits", "activity", "breast-cancer")
 SEEDS = (0, 1, 2)
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "apps", groups=(), help="applications: list, report, tiled",
                     description="Built-in applications (data that ships inside packages) and the "
                                 "results table: in-situ and ex-situ accuracy, float baseline, energy "

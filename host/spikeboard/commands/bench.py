@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ._options import Groups, Subparsers, add_command
+from ._options import Subparsers, add_command
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class BenchResult:
         return json.dumps(self.figures, indent=2)
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "bench", doc=__doc__, groups=("out",))
     p.add_argument("target", choices=("model", "firmware"))
     p.add_argument("--card", default="spec")

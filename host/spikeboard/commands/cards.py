@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import cards as cardlib
 from ..fit import FitReport
-from ._options import Groups, Subparsers, add_actions, add_command
+from ._options import Subparsers, add_actions, add_command
 from ._result import Record
 
 
@@ -48,7 +48,7 @@ class CardsValid:
         return "\n".join(f"{f}: valid" for f in self.valid)
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "cards", doc=__doc__, groups=())
     s = add_actions(p)
     out = ("out",)   # on each action, so --json also works after it

@@ -19,7 +19,7 @@ from typing import Any
 from .. import characterize as ch
 from ..chip import ChipSpec, open_chip
 from ..errors import ConfigError
-from ._options import Groups, Subparsers, add_command, log
+from ._options import Subparsers, add_command, log
 from ._result import Record
 
 LIMITS = {"levels": (2, 1024), "t_max": (1e-6, 1e12), "max_pulses": (1, 1e12), "fraction": (0.0, 1.0),
@@ -35,7 +35,7 @@ class CharacterizeResult(Record):
     text: str
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "characterize", doc=__doc__)
     p.add_argument("--scheme", required=True, choices=ch.SCHEMES + ("all",))
     p.add_argument("--out-dir", default="runs/characterize", help="directory for CSV and PNG (default %(default)s)")

@@ -10,10 +10,10 @@ import sys
 import time
 
 from ..emulator import Emulator, find_firmware
-from ._options import Groups, Subparsers, add_command
+from ._options import Subparsers, add_command
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "emulate", doc=__doc__, groups=("out",))
     p.add_argument("--board", default="netduinoplus2")
     p.add_argument("--icount", type=int, default=None, help="QEMU -icount shift (deterministic instruction time)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DeviceError
-from ._options import Groups, Subparsers, add_command
+from ._options import Subparsers, add_command
 from ._result import Record
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,7 +30,7 @@ class FlashResult(Record):
         return f"built {self.elf}" + (" and uploaded" if self.uploaded else "")
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "flash", doc=__doc__, groups=("out",))
     p.add_argument("--board", required=True, help="board folder under boards/ (e.g. nucleo_f446re)")
     p.add_argument("--build-only", action="store_true")

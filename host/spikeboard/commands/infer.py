@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import numpy as np
 from ..errors import ConfigError
 from ..session import Session, SessionConfig, SessionResult
 from ._options import SESSION_LIMITS as LIMITS  # noqa: F401  (cli range-checks these)
-from ._options import Groups, Subparsers, add_command, add_session_options
+from ._options import Subparsers, add_command, add_session_options
+from ._result import Record
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "infer", help="inference of an application with trained or programmed weights",
                     description="Run an application's test set on the chip. --run RUN takes the weights of "
                                 "a training run (its device image on a virtual chip, else its conductances "
@@ -25,7 +27,23 @@ def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
     return p
 
 
-def run_nir(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NirRun(Record):
+    """A NIR graph on the chip: its programming report, and either the output
+    spike counts of an input file or an app's accuracy."""
+
+    nir: str
+    inputs: int
+    outputs: int
+    programming: list[dict[str, Any]]
+    text: str
+    spike_counts: list[Any] | None = None
+    app: str | None = None
+    accuracy: float | None = None
+    test_samples: int | None = None
+
+
+def run_nir(args: argparse.Namespace) -> NirRun:
     """Map a NIR graph onto the chip, program it, run an app's test set or a spike file."""
     from .. import loop
     from .._hal import lib
@@ -44,7 +62,7 @@ def run_nir(args: argparse.Namespace) -> dict[str, Any]:
         # the chip's seed; --tiled lays a one-layer graph wider than the array over tiles (its shape: the graph's)
         m = nirlib.load(args.nir, b, card=args.card, geometry=args.geometry, seed=args.seed,
                         tiles=args.tiled is not None)
-        out: dict[str, Any] = {"nir": args.nir, "inputs": m.n_in, "outputs": m.n_out, "programming": list(m.report)}
+        head = dict(nir=args.nir, inputs=m.n_in, outputs=m.n_out, programming=list(m.report))
         if x_in is not None:
             x = check_spikes(x_in, args.input, inputs=m.n_in, max_steps=lib.SB_MAX_STEPS,
                              max_level=max(1, b.params.pre_levels))
@@ -54,9 +72,8 @@ def run_nir(args: argparse.Namespace) -> dict[str, Any]:
             if args.out:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
                 np.save(Path(args.out) / "nir_fires.npy", fires)
-            out["spike_counts"] = fires.sum(axis=-2).tolist()
-            out["text"] = f"ran {args.nir} on {b.name}: output spike counts {out['spike_counts']}"
-            return out
+            counts = fires.sum(axis=-2).tolist()
+            return NirRun(**head, spike_counts=counts, text=f"ran {args.nir} on {b.name}: output spike counts {counts}")
         if not (args.app or args.data):
             raise ConfigError("--nir needs --input FILE.npy or --app/--data to run")
         app = get_app(args.app) if args.app else user_app(args.data)
@@ -65,13 +82,11 @@ def run_nir(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"{data.classes} classes, the NIR graph has {m.n_out} outputs",
                               file=args.data or args.app, field="y" if args.data else None)
         ev = loop.evaluate(b, dataclasses.replace(data, x_test=m.pad_input(data.x_test)), np.arange(data.classes))
-        out.update({"app": app.name, "accuracy": ev.accuracy, "test_samples": len(data.y_test),
-                    "text": f"{args.nir} on {b.name}: {app.name} accuracy {ev.accuracy:.4f} "
-                            f"on {len(data.y_test)} samples"})
-        return out
+        return NirRun(**head, app=app.name, accuracy=ev.accuracy, test_samples=len(data.y_test),
+                      text=f"{args.nir} on {b.name}: {app.name} accuracy {ev.accuracy:.4f} on {len(data.y_test)} samples")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any] | SessionResult:
+def run(args: argparse.Namespace) -> NirRun | SessionResult:
     if args.nir:
         return run_nir(args)
     if not args.app and not args.data:

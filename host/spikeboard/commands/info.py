@@ -10,7 +10,7 @@ from typing import Any
 
 from ..chip import ChipSpec, open_chip
 from ..energy import energy_report, format_report
-from ._options import Groups, Subparsers, add_command
+from ._options import Subparsers, add_command
 from ._result import Record
 
 
@@ -23,7 +23,7 @@ class InfoResult(Record):
     text: str
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     return add_command(sub, "info", doc=__doc__)
 
 

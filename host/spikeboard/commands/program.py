@@ -14,7 +14,7 @@ from ..chip import ChipSpec, compile_chip, open_chip
 from ..errors import ConfigError
 from ..mapping import ChipConfig, ProgramReport, layer_weights, program_codes, program_weights
 from ._files import first_bad, read_npy
-from ._options import Groups, Subparsers, add_command
+from ._options import Subparsers, add_command
 from ._result import Record
 
 LIMITS = {"layer": (0, 255), "tolerance": (0, 65535), "max_pulses": (1, 255)}
@@ -33,7 +33,7 @@ class ProgramResult(Record):
     text: str
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "program", help="write-verify a weight file onto the array",
                     description="Program conductances with write-verify. The file (.npy) holds either "
                                 "conductance codes (unsigned integers, one per cell or shaped layers x rows x "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._options import Groups, Subparsers, add_command
+from ._options import Subparsers, add_command
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ReportResult:
         return self.report
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "report", doc=__doc__, groups=("out",))
     p.add_argument("run", help="run folder")
     return p

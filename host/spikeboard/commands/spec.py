@@ -14,10 +14,10 @@ import argparse
 
 from .. import spec as speclib
 from ..chip import ChipSpec
-from ._options import Groups, Subparsers, add_command, log
+from ._options import Subparsers, add_command, log
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "spec", doc=__doc__)
     p.add_argument("--run", default=None, help="session run directory (counters.json, card.toml, config.json); "
                                                 "its geometry and layout are used")

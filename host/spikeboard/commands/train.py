@@ -6,10 +6,10 @@ import argparse
 from ..errors import ConfigError
 from ..session import Session, SessionConfig, SessionResult
 from ._options import SESSION_LIMITS as LIMITS  # noqa: F401  (cli range-checks these)
-from ._options import Groups, Subparsers, add_command, add_session_options
+from ._options import Subparsers, add_command, add_session_options
 
 
-def register(sub: Subparsers, groups: Groups) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = add_command(sub, "train", help="on-device training session of an application",
                     description="Stream an application's training samples to the chip; the board runs "
                                 "the forward pass, forms the error and applies the learning rule's pulses "
