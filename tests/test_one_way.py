@@ -61,6 +61,12 @@ def test_layout_decided_once_and_stated(capsys):
     assert p.diff_mask == 1
     deep = compile_chip(ChipSpec(card="rram-nonlinear", geometry="16x16x3", layout="single-ended"))[2]
     assert deep.differential == (False,) * 3 and deep.meets_neuron_target and deep.neurons == 16
+    # the `card` layout follows the app: a differential 16x16x3 last layer holds 8 outputs, not 10
+    _card, _p, fit = compile_chip(ChipSpec(card="rram-nonlinear", geometry="16x16x3"), outputs=10)
+    assert fit.differential == (False,) * 3 and "holds 8 outputs, not 10" in fit.describe()
+    assert compile_chip(ChipSpec(card="rram-nonlinear", geometry="16x16x3"), outputs=8)[2].differential == (True,) * 3
+    assert compile_chip(ChipSpec(card="rram-nonlinear", geometry="16x16x3", layout="differential"),
+                        outputs=10)[2].neurons == 8          # asked for explicitly: kept (prepare then refuses)
     info = _json(capsys, "info", "--layout", "differential")
     assert info["layout"]["neurons"] == 16 and info["layout"]["meets_neuron_target"] is False
     with pytest.raises(ConfigError, match="layout"):

@@ -4,10 +4,12 @@ reaches a chip through `open_chip` (or `compile_chip` to check the inputs
 before anything is touched), so the same card, seed and layout give the same
 chip whatever the path.
 
-The layout is decided here, from the card and the caller's choice:
-`card` takes the card's [geometry].differential flag, `differential` puts
-every weight on a column pair (G+ - G-, cols/2 neurons a layer) and
-`single-ended` on one column against the reference conductance (cols neurons).
+The layout is decided here, from the card, the caller's choice and the
+outputs the application needs: `card` takes the card's [geometry].differential
+flag, unless its last layer would hold fewer neurons than the app has classes
+(then single-ended, and the layout says why); `differential` puts every weight
+on a column pair (G+ - G-, cols/2 neurons a layer) and `single-ended` on one
+column against the reference conductance (cols neurons).
 The programme asks for >= 32 neurons with a >= 32x32 array (or >= 16 with
 16x16x3): `Layout.meets_neuron_target` says whether a layout does.
 
@@ -17,6 +19,7 @@ preset, laid over a grid of tiles: the backend is configured with that logical
 shape (the model backend runs it; a board refuses it)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +48,7 @@ class Layout:
     rows: int                        # input rows of the first layer
     shape: tuple[int, int] | None = None   # a tiled logical layer (rows, cols); None: the array itself
     grid: tuple[int, int] = (1, 1)         # tiles of the preset under it
+    note: str = ""                         # why the layout differs from the card's, if it does
 
     @property
     def neuron_target(self) -> int:
@@ -62,7 +66,8 @@ class Layout:
             f"; FAILS the programme's >= {self.neuron_target} neurons row"
         where = self.geometry if self.shape is None else \
             f"{self.shape[0]}x{self.shape[1]} on {self.grid[0]}x{self.grid[1]} tiles of {self.geometry}"
-        return f"{where} {kind}, {self.neurons} output neurons ({self.total_neurons} in all){note}"
+        why = f" ({self.note})" if self.note else ""
+        return f"{where} {kind}{why}, {self.neurons} output neurons ({self.total_neurons} in all){note}"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "differential": list(self.differential),
@@ -102,14 +107,21 @@ class ChipSpec:
         return self.card if isinstance(self.card, cards.Card) else cards.load(self.card)
 
 
-def differential_flags(card: cards.Card, geometry: str, layout: str) -> list[bool]:
-    """The differential flag of each layer for a layout choice."""
+def differential_flags(card: cards.Card, geometry: str, layout: str, outputs: int | None = None,
+                       cols: int | None = None) -> tuple[list[bool], str]:
+    """The differential flag of each layer for a layout choice, and the note
+    saying why it is not the card's. outputs: the classes the last layer must
+    hold; cols: the last layer's columns (default the geometry's; a tiled layer's)."""
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})", field="--layout")
-    layers = cards.GEOMETRIES[geometry][2]
-    if layout == "card":
-        return [bool(card["geometry"]["differential"])] * layers
-    return [layout == "differential"] * layers
+    _, gcols, layers = cards.GEOMETRIES[geometry]
+    if layout != "card":
+        return [layout == "differential"] * layers, ""
+    diff = bool(card["geometry"]["differential"])
+    pairs = (cols or gcols) // 2
+    if diff and outputs is not None and outputs > pairs:
+        return [False] * layers, f"the card's differential layout holds {pairs} outputs, not {outputs}"
+    return [diff] * layers, ""
 
 
 def layout_of(params: Any, shape: tuple[int, int] | None = None) -> Layout:
@@ -126,16 +138,20 @@ def layout_of(params: Any, shape: tuple[int, int] | None = None) -> Layout:
     return Layout(geometry, diff, neurons[-1], sum(neurons), int(params.rows))
 
 
-def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> tuple[cards.Card, Any, Layout]:
+def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None,
+                 outputs: int | None = None) -> tuple[cards.Card, Any, Layout]:
     """Load and compile the card for the spec's geometry and layout (nothing is
-    opened): (card, sb_params_t, layout). neuron overrides [neuron] fields."""
+    opened): (card, sb_params_t, layout). neuron overrides [neuron] fields;
+    outputs: the classes the last layer must hold (the `card` layout follows it)."""
     card = spec.load_card()
     geometry = spec.geometry or card["geometry"]["preset"]
     if geometry not in cards.GEOMETRIES:
         raise ConfigError(f"geometry {geometry!r} not one of {', '.join(cards.GEOMETRIES)}", field="--geometry")
-    diff = differential_flags(card, geometry, spec.layout)
+    cols = tiled_shape(card, geometry, False, spec.tiled) if spec.tiled else None   # the shape, before its pair check
+    diff, note = differential_flags(card, geometry, spec.layout, outputs, cols[1] if cols else None)
     params = cards.compile_card(card, geometry, seed=spec.seed, stuck=spec.stuck, differential=diff, neuron=neuron)
-    return card, params, layout_of(params, tiled_shape(card, geometry, diff[0], spec.tiled))
+    layout = layout_of(params, tiled_shape(card, geometry, diff[0], spec.tiled))
+    return card, params, dataclasses.replace(layout, note=note) if note else layout
 
 
 def tiled_shape(card: cards.Card, geometry: str, differential: bool, tiled: str | None) -> tuple[int, int] | None:
@@ -186,9 +202,9 @@ def open_backend_for(spec: ChipSpec) -> Backend:
     return open_backend(spec.backend, port=spec.port, board=spec.board, faults=spec.faults)
 
 
-def open_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None) -> Chip:
+def open_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None, outputs: int | None = None) -> Chip:
     """Compile the card, open the backend and configure it: the one door."""
-    card, params, layout = compile_chip(spec, neuron=neuron)
+    card, params, layout = compile_chip(spec, neuron=neuron, outputs=outputs)
     b = open_backend_for(spec)
     try:
         configure(b, params, layout)

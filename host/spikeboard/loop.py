@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from . import cards
-from .apps.base import App, Prepared, prepare
+from .apps.base import App, Dataset, Prepared, prepare
 from .backends import Backend, Counters, TrainResult
 from .chip import ChipSpec, Layout, compile_chip
 
@@ -301,19 +301,34 @@ def sum_counters(cs: list[Counters]) -> Counters | None:
 # ---------------------------------------------------------------------------
 # an app on a chip
 # ---------------------------------------------------------------------------
-def app_chip(spec: ChipSpec, app: App, **overrides: Any) -> tuple[cards.Card, Any, Layout, Settings]:
+@dataclass(frozen=True)
+class AppChip:
+    """An app's chip, compiled: the card, its block, the layout, the settings,
+    and the app's data set (loaded once: its classes set the layout)."""
+
+    card: cards.Card
+    params: Any
+    layout: Layout
+    settings: Settings
+    dataset: Dataset
+
+
+def app_chip(spec: ChipSpec, app: App, **overrides: Any) -> AppChip:
     """The card compiled for an app: its settings on the spec's geometry (the
-    neuron threshold and floor they set go into the block) and the layout."""
-    card = cards.load(spec.card)
+    neuron threshold and floor they set go into the block) and the layout,
+    whose output neurons must hold the app's classes."""
+    card = spec.load_card()
     geometry = spec.geometry or card["geometry"]["preset"]
     layers = cards.GEOMETRIES[geometry][2] if geometry in cards.GEOMETRIES else 1
     st = settings_for(app, layers, **overrides)
-    card, params, layout = compile_chip(spec, neuron=st.neuron)
-    return card, params, layout, st
+    ds = app.load(spec.seed)
+    card, params, layout = compile_chip(spec, neuron=st.neuron, outputs=ds.classes)
+    return AppChip(card, params, layout, st, ds)
 
 
-def prepare_app(app: App, layout: Layout, seed: int, *, train_limit: int | None = None,
+def prepare_app(app: App, chip: AppChip, seed: int, *, train_limit: int | None = None,
                 test_limit: int | None = None) -> Prepared:
-    """The app's data for a chip of this layout: features for its input rows,
+    """The app's data for its chip: features for the layout's input rows,
     classes checked against its output neurons."""
-    return prepare(app, layout.rows, seed, train_limit=train_limit, test_limit=test_limit, neurons=layout.neurons)
+    return prepare(app, chip.layout.rows, seed, train_limit=train_limit, test_limit=test_limit,
+                   neurons=chip.layout.neurons, dataset=chip.dataset)

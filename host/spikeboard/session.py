@@ -310,12 +310,12 @@ class Session:
                 raise ConfigError("no final.img or conductance.npy to take weights from", file=w)
         s = Session(cfg, Path("."))
         app = s.app()
-        _card, _params, layout, _st = loop.app_chip(cfg.chip, app, **cfg.overrides())
-        if cfg.data is not None:    # built-in data sets are known good; a lab's file is read now
-            ds = app.load(cfg.chip.seed)
-            if ds.classes > layout.neurons:
-                raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, the array's "
-                                  f"last layer has {layout.neurons} ({layout.describe()})", file=cfg.data, field="y")
+        ac = loop.app_chip(cfg.chip, app, **cfg.overrides())   # loads the data set: a lab's file is read now
+        ds, layout = ac.dataset, ac.layout
+        if ds.classes > layout.neurons:
+            raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, the array's "
+                              f"last layer has {layout.neurons} ({layout.describe()})", file=cfg.data or cfg.app,
+                              field="y")
 
     @classmethod
     def open(cls, run_dir: str | Path, **kw: Any) -> "Session":
@@ -392,11 +392,12 @@ class Session:
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> SessionResult:
         app = self.app()
-        card, params, layout, st = loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
-        self.card, self.params, self.layout, self.settings = card, params, layout, st
+        ac = loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
+        self.card, self.params, self.layout, self.settings = ac.card, ac.params, ac.layout, ac.settings
+        layout = ac.layout
         self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.chip.backend}, card "
                  f"{self.cfg.chip.card_name}, {layout.describe()}, seed {self.cfg.chip.seed}")
-        data = loop.prepare_app(app, layout, self.cfg.chip.seed, train_limit=self.cfg.train_limit,
+        data = loop.prepare_app(app, ac, self.cfg.chip.seed, train_limit=self.cfg.train_limit,
                                 test_limit=self.cfg.test_limit)
         self.data = data
         self.log(f"data: {len(data.y_train)} train / {len(data.y_test)} test samples, {data.feature_info}; "

@@ -49,8 +49,9 @@ def run_app(app: App, spec: ChipSpec, *, train_limit: int | None = None, test_li
     """On-device training of an app, exactly as a `train` session runs it: the
     card compiled for the app's settings, the array set up (yield scan, starting
     weights), the one training loop, the test set after every epoch."""
-    card, params, layout, st = loop.app_chip(spec, app, **overrides)
-    P = loop.prepare_app(app, layout, spec.seed, train_limit=train_limit, test_limit=test_limit)
+    ac = loop.app_chip(spec, app, **overrides)
+    params, layout, st = ac.params, ac.layout, ac.settings
+    P = loop.prepare_app(app, ac, spec.seed, train_limit=train_limit, test_limit=test_limit)
     with open_backend_for(spec) as b:
         configure(b, params, layout)
         neurons = loop.setup_array(b, P.classes, spec.seed)

@@ -137,8 +137,8 @@ def _cell(app: App, geom: str, card: str, seed: int, stuck: float, args: argpars
     it (apps.run.run_app), and with exsitu=True, on a one-layer chip, the
     ex-situ path on a fresh chip of the same spec."""
     from ..apps.run import run_app, train_exsitu
-    from ..chip import open_chip
-    from ..loop import output_neurons, prepare_app
+    from ..chip import configure, open_backend_for
+    from ..loop import app_chip, output_neurons, prepare_app
 
     spec = ChipSpec(card=card, geometry=geom, seed=seed, stuck=stuck, layout=args.layout)
     lim: dict[str, int] = dict(train_limit=300, test_limit=150) if args.quick else {}
@@ -147,9 +147,11 @@ def _cell(app: App, geom: str, card: str, seed: int, stuck: float, args: argpars
     r = run_app(app, spec, epochs=epochs, rule=args.rule, **lim)
     ex = None
     if exsitu and r.params.layers == 1:
-        with open_chip(spec, neuron=r.settings.neuron) as chip:
-            P = prepare_app(app, chip.layout, seed, **lim)
-            ex = train_exsitu(chip.backend, P, output_neurons(chip.backend, P.classes))
+        ac = app_chip(spec, app, epochs=epochs, rule=args.rule)
+        with open_backend_for(spec) as b:
+            configure(b, ac.params, ac.layout)
+            P = prepare_app(app, ac, seed, **lim)
+            ex = train_exsitu(b, P, output_neurons(b, P.classes))
     return r, ex
 
 
