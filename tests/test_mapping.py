@@ -176,8 +176,10 @@ def test_one_tolerance_rule_that_write_verify_meets(card):
     c = cards.load(card).with_overrides(synapse={"stuck_min": 0.0, "stuck_max": 0.0, "stuck_open": 0.0})
     cfg = ChipConfig.from_card(c, "32x32", differential=False, seed=3)
     p = cfg.params
-    step = max(1, (max(list(p.step_p) + list(p.step_d)) * cfg.window) >> 16)
-    assert mapping.write_tolerance(p) == math.ceil(0.6 * step) + 1 == cfg.tolerance
+    steps = list(p.step_p) + list(p.step_d)
+    mean = sum(steps) / len(steps) * cfg.window / 65536      # the device's mean single-pulse step, codes
+    assert mapping.write_tolerance(p) == math.ceil(0.6 * mean) + 1 == cfg.tolerance
+    assert cfg.tolerance <= math.ceil(0.6 * cfg.max_step) + 1
     be = ModelBackend()
     be.configure(p)
     lo, hi = cfg.weight_range(0)

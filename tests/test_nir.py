@@ -197,7 +197,7 @@ def test_cli_infer_nir_file(tmp_path):
     r = subprocess.run(base + ["--input", str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     counts = json.loads(r.stdout)["spike_counts"]
-    fires = sbnir.run_nir_file(path, ModelBackend(), x)
+    fires = sbnir.run_nir_file(path, ModelBackend(), x, seed=0)       # the CLI's --seed (default 0)
     assert counts == fires.sum(axis=0).tolist()
     r = subprocess.run(base[:-1] + [str(tmp_path / "missing.nir")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "NIR file not found" in r.stderr

@@ -389,10 +389,11 @@ def export(backend, mapping: ChipMapping | None = None, *, dt: float | None = No
 
 
 def run_nir_file(path: str | Path, backend, inputs, *, card: str | cards.Card = "spec",
-                 geometry: str | None = None, dt: float | None = None) -> np.ndarray:
+                 geometry: str | None = None, dt: float | None = None, seed: int | None = None) -> np.ndarray:
     """Load a NIR file onto the backend's chip and run inputs through it.
-    inputs: (T, n_in) or (B, T, n_in) spike levels. Returns fires (..., T, n_out) uint8."""
-    m = load(str(path), backend, card=card, geometry=geometry, dt=dt)
+    inputs: (T, n_in) or (B, T, n_in) spike levels. seed: the chip's (None: the card's).
+    Returns fires (..., T, n_out) uint8."""
+    m = load(str(path), backend, card=card, geometry=geometry, dt=dt, seed=seed)
     x = m.pad_input(inputs)
     if x.ndim == 2:
         fires, _ = backend.infer(x)
