@@ -3,6 +3,7 @@ byte for byte, bad frames answered with the right error and the server
 still serving."""
 from __future__ import annotations
 
+import re
 import zlib
 
 import numpy as np
@@ -13,8 +14,9 @@ from spikeboard import cards
 from spikeboard._hal import ffi, lib
 from spikeboard.backends.inproc import InprocBackend, ServerTransport
 from spikeboard.backends.model import ModelBackend
-from spikeboard.errors import DeviceError, LinkError
-from spikeboard.protocol import decode_frame, encode_frame, pack, unpack
+from spikeboard.errors import ConfigError, DeviceError, LinkError, code_name, describe, meaning
+from spikeboard.protocol import (RESET_REASONS, constants, decode_events, decode_frame, decode_infer, encode_frame,
+                                 infer_request, pack, program_request, read_request, reset_reason_name, unpack)
 
 
 def cobs(data: bytes) -> bytes:
@@ -385,7 +387,7 @@ def test_session_trains_in_chunks_bit_exact(tmp_path):
     kw = dict(app="digits", seed=0, train_limit=40, test_limit=6, epochs=2, checkpoint_every=9)
     runs = {}
     for backend in ("model", "inproc"):
-        s = Session.create(SessionConfig(backend=backend, **kw), tmp_path / backend, quiet=True)
+        s = Session.create(SessionConfig.of(backend=backend, **kw), tmp_path / backend, quiet=True)
         seen = []
         if backend == "inproc":
             orig = InprocBackend.train_batch
@@ -567,7 +569,7 @@ def test_session_evaluates_in_chunks_bit_exact(tmp_path):
         seen.append(len(x))
         return orig(self, x)
     for backend in ("model", "inproc"):
-        s = Session.create(SessionConfig(backend=backend, **kw), tmp_path / backend, quiet=True)
+        s = Session.create(SessionConfig.of(backend=backend, **kw), tmp_path / backend, quiet=True)
         InprocBackend.infer_batch = spy
         try:
             s.run()
@@ -577,3 +579,145 @@ def test_session_evaluates_in_chunks_bit_exact(tmp_path):
     for f in ("predictions.npy", "counters.json", "final.img"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert sum(seen) == 30 and max(seen) > 1
+
+
+# ---------------------------------------------------------------- one definition, in C
+def _frames(t: ServerTransport, frame: bytes) -> list[tuple[int, int, int, bytes]]:
+    t.write(frame)
+    return [decode_frame(f) for f in t.read(1 << 20).split(b"\x00") if f]
+
+
+def test_event_frame_header_round_trips_c_python_byte_exact(rng):
+    """server.c fills sb_msg_event_t; protocol.decode_events reads it through
+    cffi, and packing what it read gives the C bytes back. The fires the event
+    frames carry are the fires of the INFER answer."""
+    assert ffi.sizeof("sb_msg_event_t") == 8
+    assert [(n, f.offset) for n, f in ffi.typeof("sb_msg_event_t").fields] == [("n", 0), ("reserved", 2),
+                                                                                ("overflow", 4)]
+    assert lib.SB_EVENTS_PER_FRAME == (lib.SB_MAX_PAYLOAD - 8) // ffi.sizeof("sb_event_t")
+    t = ServerTransport()
+    p = cards.compile_card(cards.load("rram-nonlinear"), "32x32", differential=False, neuron={"threshold": 1.0})
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, 1, cards.params_bytes(p)))
+    g = rng.integers(p.g_min, p.g_max, 1024).astype(np.uint16)
+    for k in range(0, 1024, 256):
+        raw(t, encode_frame(lib.SB_CMD_PROGRAM, 0, 2 + k, program_request(k, g[k:k + 256], 1500, 64)))
+    x = (rng.random((200, 32)) < 0.3).astype(np.uint8)
+    out = _frames(t, encode_frame(lib.SB_CMD_INFER, 0, 9, infer_request(x, False, lib.SB_INFER_RESET
+                                                                        | lib.SB_INFER_EVENTS)))
+    events = [(f, body) for cmd, f, _, body in out if cmd == lib.SB_CMD_EVENT]
+    assert len(events) >= 2 and all(f == lib.SB_F_EVENT for f, _ in events)
+    got = []
+    for _, body in events:
+        ev, overflow = decode_events(body)
+        h = unpack("sb_msg_event_t", body)
+        assert (h.n, h.reserved, h.overflow) == (len(ev), 0, overflow) and h.n <= lib.SB_EVENTS_PER_FRAME
+        assert pack("sb_msg_event_t", n=len(ev), overflow=overflow) + ev.tobytes() == body
+        assert b"".join(pack("sb_event_t", t_us=int(e["t_us"]), step=int(e["step"]), mask=int(e["mask"]),
+                             layer=int(e["layer"])) for e in ev) == body[8:]
+        got.append(ev)
+    ev = np.concatenate(got)
+    answer = decode_infer(out[-1][3])
+    assert out[-1][0] == lib.SB_CMD_INFER and answer.steps == 200
+    fired = {int(s): int(m) for s, m in zip(answer.step0 + np.arange(200), answer.masks) if m}
+    assert {int(e["step"]): int(e["mask"]) for e in ev} == fired and len(ev) == len(fired) > 20
+    body = pack("sb_msg_event_t", n=1, overflow=7) + pack("sb_event_t", t_us=5, step=6, mask=0x80000001, layer=2)
+    ev, overflow = decode_events(body)
+    assert overflow == 7 and [(int(e["t_us"]), int(e["step"]), int(e["mask"]), int(e["layer"])) for e in ev] \
+        == [(5, 6, 0x80000001, 2)]
+    with pytest.raises(LinkError):
+        decode_events(body[:-1])
+
+
+def test_reset_reason_names_come_from_c():
+    assert RESET_REASONS == {lib.SB_RESET_REASON_POWER_ON: "power-on", lib.SB_RESET_REASON_WATCHDOG: "watchdog",
+                             lib.SB_RESET_REASON_SOFTWARE: "software", lib.SB_RESET_REASON_PIN: "pin"}
+    assert len(RESET_REASONS) == lib.SB_RESET_REASON_COUNT
+    assert reset_reason_name(lib.SB_RESET_REASON_COUNT + 5) == f"reason {lib.SB_RESET_REASON_COUNT + 5}"
+    b = InprocBackend()
+    assert b.info().reset_reason_name == "power-on"
+    b.restart_board(lib.SB_RESET_REASON_WATCHDOG)
+    assert b.info().reset_reason == lib.SB_RESET_REASON_WATCHDOG and b.info().reset_reason_name == "watchdog"
+    b.reboot()                              # RESET(board): the board comes back from a software reset
+    assert b.info().reset_reason_name == "software"
+    from spikeboard.faults import FaultSpec
+
+    assert FaultSpec.parse("reason=watchdog").reset_reason == FaultSpec.parse("reason=1").reset_reason == 1
+
+
+def test_error_strings_come_from_c():
+    codes = {v: n for n in dir(lib) if n.startswith("SB_E") and (v := getattr(lib, n)) < 0}
+    assert sorted(codes) == list(range(-lib.SB_ECOUNT + 1, 0)) and code_name(lib.SB_EVERIFY) == "SB_EVERIFY"
+    for code, name in codes.items():
+        text = ffi.string(lib.sb_strerror(code)).decode()
+        assert text != "unknown error" and meaning(code) == text and describe(code) == f"{name} ({text})"
+    assert len({meaning(c) for c in codes}) == len(codes)
+    for bad in (1, 7, -lib.SB_ECOUNT, -1000, -(2 ** 31)):
+        assert meaning(bad) == "unknown error"
+    _, r = configured_pair()
+    with pytest.raises(DeviceError, match=re.escape(f"SB_ERANGE ({meaning(lib.SB_ERANGE)})")):
+        r._req(lib.SB_CMD_READ_G, read_request(1020, 10))
+
+
+def _requests() -> dict[int, str]:
+    return {c: n for c, n in constants("SB_CMD_", ("ERROR", "EVENT", "COUNTS")).items()}
+
+
+def test_server_table_covers_every_command():
+    """Every request command has its entry in server.c's table (and nothing else
+    does); the dispatcher's shared checks answer for all of them: SB_ECONFIG
+    before configure where the entry says so, SB_ELEN for a body of the wrong
+    length, SB_ECMD (detail: the code) for a code without an entry."""
+    requests = _requests()
+    assert len(requests) == 14
+    for code in range(256):
+        c = lib.sb_server_cmd(code)
+        assert (c != ffi.NULL) == (code in requests), hex(code)
+        if c != ffi.NULL:
+            assert c.cmd == code and c.handler != ffi.NULL
+    t = ServerTransport()
+    seq = 100
+    for code, name in requests.items():
+        c = lib.sb_server_cmd(code)
+        body = bytes(c.len)
+        cmd, _, _, resp = raw(t, encode_frame(code, 0, seq := seq + 1, body))
+        if c.flags & lib.SB_SERVE_CONFIGURED:
+            assert cmd == lib.SB_CMD_ERROR and unpack("sb_msg_error_t", resp).code == lib.SB_ECONFIG, name
+    raw(t, encode_frame(lib.SB_CMD_CONFIGURE, 0, seq := seq + 1,
+                        cards.params_bytes(cards.compile_card(cards.load("spec"), "32x32"))))
+    for code, name in requests.items():
+        c = lib.sb_server_cmd(code)
+        wrong = [c.len + 1, c.len - 1] if c.flags & lib.SB_SERVE_EXACT else [c.len - 1]
+        for n in wrong:
+            if n < 0:
+                continue
+            cmd, _, _, resp = raw(t, encode_frame(code, 0, seq := seq + 1, bytes(n)))
+            e = unpack("sb_msg_error_t", resp)
+            assert cmd == lib.SB_CMD_ERROR and (e.code, e.cmd) == (lib.SB_ELEN, code), (name, n)
+    for code in (0x00, 0x0F, 0x33, lib.SB_CMD_ERROR, lib.SB_CMD_EVENT, lib.SB_CMD_COUNTS):
+        cmd, _, _, resp = raw(t, encode_frame(code, 0, seq := seq + 1, b""))
+        e = unpack("sb_msg_error_t", resp)
+        assert cmd == lib.SB_CMD_ERROR and (e.code, e.detail) == (lib.SB_ECMD, code)
+
+
+def test_counters_and_rules_are_read_from_c():
+    from dataclasses import fields
+
+    from spikeboard.backends.base import COUNTER_FIELDS, RULES, Counters
+
+    assert COUNTER_FIELDS == tuple(f for f, _ in ffi.typeof("sb_counters_t").fields)
+    assert tuple(f.name for f in fields(Counters)) == COUNTER_FIELDS
+    assert RULES == {"sign": lib.SB_RULE_SIGN, "stochastic": lib.SB_RULE_STOCHASTIC, "stdp": lib.SB_RULE_STDP,
+                     "compensated": lib.SB_RULE_COMPENSATED, "dfa": lib.SB_RULE_DFA}
+    assert len(RULES) == lib.SB_RULE_COUNT
+
+
+def test_board_runs_one_array_only():
+    p = cards.compile_card(cards.load("spec"), "32x32")
+    b = InprocBackend()
+    h = b.configure(p)
+    assert b.configure(p, shape=None) == b.configure(p, shape=(32, 32)) == h
+    with pytest.raises(ConfigError, match=r"one 32x32 array.*--backend model"):
+        b.configure(p, shape=(64, 100))
+    deep = cards.compile_card(cards.load("rram-nonlinear"), "16x16x3")
+    with pytest.raises(ConfigError, match="model backend"):
+        b.configure(deep, shape=(16, 16))

@@ -71,18 +71,6 @@ static void fw_io_reboot(void *ctx)
     fw_system_reset();
 }
 
-/* Reset reason as the wire protocol reports it (sb_msg_hello_t.reset_reason). */
-static uint8_t wire_reset_reason(fw_reset_reason_t r)
-{
-    switch (r) {
-    case FW_RESET_IWDG:
-    case FW_RESET_WWDG: return 1;
-    case FW_RESET_SOFTWARE: return 2;
-    case FW_RESET_PIN: return 3;
-    default: return 0;
-    }
-}
-
 static sb_server_io_t io = {
     .ctx = NULL,
     .tx = fw_io_tx,
@@ -104,7 +92,7 @@ int main(void)
     static const uint8_t delimiter = 0x00;
     fw_uart_write(&delimiter, 1);
     fw_watchdog_init(FW_WATCHDOG_MS);
-    io.reset_reason = wire_reset_reason(fw_reset_reason());
+    io.reset_reason = fw_reset_reason_wire(fw_reset_reason());   /* the cause latched from RCC_CSR */
     fw_events_init();
 
 #ifdef SB_SILICON

@@ -2,6 +2,7 @@
 
 #include "board.h"
 #include "fw_regs.h"
+#include "sb/proto.h"
 
 #define IWDG_KEY_RELOAD 0xAAAAu
 #define IWDG_KEY_ENABLE 0x5555u
@@ -90,6 +91,21 @@ const char *fw_reset_reason_name(fw_reset_reason_t r)
     case FW_RESET_LOW_POWER: return "low-power";
     case FW_RESET_UNKNOWN:
     default: return "unknown";
+    }
+}
+
+uint8_t fw_reset_reason_wire(fw_reset_reason_t r)
+{
+    switch (r) {
+    case FW_RESET_IWDG:
+    case FW_RESET_WWDG: return SB_RESET_REASON_WATCHDOG;
+    case FW_RESET_SOFTWARE: return SB_RESET_REASON_SOFTWARE;
+    case FW_RESET_PIN: return SB_RESET_REASON_PIN;
+    case FW_RESET_UNKNOWN:
+    case FW_RESET_POWER_ON:
+    case FW_RESET_BROWNOUT:
+    case FW_RESET_LOW_POWER:
+    default: return SB_RESET_REASON_POWER_ON;
     }
 }
 

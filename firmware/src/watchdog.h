@@ -25,6 +25,8 @@ void fw_watchdog_init(uint32_t timeout_ms);
 void fw_watchdog_kick(void);
 fw_reset_reason_t fw_reset_reason(void);
 const char *fw_reset_reason_name(fw_reset_reason_t r);
+/* The cause as the wire reports it in HELLO: SB_RESET_REASON_* (sb/proto.h). */
+uint8_t fw_reset_reason_wire(fw_reset_reason_t r);
 /* Raw RCC_CSR as read at boot (0 under QEMU). */
 uint32_t fw_reset_flags(void);
 /* Software reset through SCB AIRCR (SYSRESETREQ). */

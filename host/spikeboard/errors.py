@@ -37,32 +37,23 @@ class DeviceError(SpikeboardError):
 def _code_names() -> dict[int, str]:
     from ._hal import lib
 
-    return {getattr(lib, n): n for n in dir(lib) if n.startswith("SB_E") and n != "SB_ECOUNT"}
-
-
-_MEANING = {
-    "SB_EINVAL": "argument out of its range",
-    "SB_ERANGE": "index out of the array",
-    "SB_ECONFIG": "parameter block invalid or chip not configured",
-    "SB_ECRC": "frame CRC mismatch",
-    "SB_EFRAME": "malformed frame",
-    "SB_EOVERSIZE": "frame too long",
-    "SB_ECMD": "unknown or unsupported command",
-    "SB_ELEN": "payload length wrong for the command",
-    "SB_EOVERFLOW": "event ring overflowed",
-    "SB_EVERIFY": "write-verify failed",
-    "SB_ESTATE": "command not allowed in this state",
-    "SB_EPROTO": "protocol version mismatch",
-}
+    # the codes are the negative SB_E* constants (SB_ECOUNT, SB_EVENTS_PER_FRAME, ... are not codes)
+    return {v: n for n in dir(lib) if n.startswith("SB_E") and (v := getattr(lib, n)) < 0} | {lib.SB_OK: "SB_OK"}
 
 
 def code_name(code: int) -> str:
     return _code_names().get(code, f"error {code}")
 
 
+def meaning(code: int) -> str:
+    """What a C error code means, from hal's one table (sb_strerror, hal/src/errors.c)."""
+    from ._hal import ffi, lib
+
+    return ffi.string(lib.sb_strerror(code)).decode()
+
+
 def describe(code: int) -> str:
-    name = code_name(code)
-    return f"{name} ({_MEANING.get(name, 'unknown error')})"
+    return f"{code_name(code)} ({meaning(code)})"
 
 
 def check(rc: int, what: str, detail: int = 0) -> int:

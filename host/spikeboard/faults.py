@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._hal import lib
 from .errors import ConfigError
 
 
@@ -35,7 +36,7 @@ class FaultSpec:
     seed: int = 0
     direction: str = "both"   # both | tx (host -> board) | rx (board -> host)
     reset_at: tuple[int, ...] = ()   # stream byte positions at which the board resets
-    reset_reason: int = 0     # reason the rebooted in-process server reports (1 = watchdog)
+    reset_reason: int = lib.SB_RESET_REASON_POWER_ON   # SB_RESET_REASON_* the rebooted in-process board reports
 
     _RATES = ("corrupt", "drop", "duplicate", "delay")
 
@@ -53,7 +54,8 @@ class FaultSpec:
 
     @classmethod
     def parse(cls, text: str | None) -> "FaultSpec | None":
-        """'corrupt=0.01,drop=0.005,dup=0.001,delay=0.001,delay_ms=5,seed=1,dir=both' -> FaultSpec."""
+        """'corrupt=0.01,drop=0.005,dup=0.001,delay=0.001,delay_ms=5,seed=1,dir=both' -> FaultSpec.
+        reason: a reset reason's code or name (protocol.RESET_REASONS: power-on, watchdog, ...)."""
         if text is None or isinstance(text, FaultSpec):
             return text
         text = text.strip()
@@ -78,7 +80,9 @@ class FaultSpec:
                     kw[k] = v
                 elif k == "reset_at":
                     kw[k] = tuple(int(x) for x in v.split(":") if x)
-                elif k in ("seed", "reset_reason"):
+                elif k == "reset_reason":
+                    kw[k] = _reset_reason(v)
+                elif k == "seed":
                     kw[k] = int(v)
                 else:
                     kw[k] = float(v)
@@ -105,6 +109,20 @@ class FaultSpec:
 
     def injector(self) -> "FaultInjector":
         return FaultInjector(self)
+
+
+def _reset_reason(v: str) -> int:
+    """A reset reason by name or code."""
+    from .protocol import RESET_REASONS
+
+    codes = {name: code for code, name in RESET_REASONS.items()}
+    if v in codes:
+        return codes[v]
+    try:
+        return int(v)
+    except ValueError:
+        raise ConfigError(f"reason={v!r}: a reset reason ({', '.join(codes)}) or its code",
+                          field="--faults") from None
 
 
 @dataclass

@@ -88,9 +88,11 @@ class Link:
         if faults is not None:
             from .faults import FaultInjector, FaultSpec, FaultyTransport
 
-            inj = faults if isinstance(faults, FaultInjector) else FaultSpec.parse(faults).injector()
-            self.port = FaultyTransport(self.port, inj)
-            self.faults = inj
+            spec = None if isinstance(faults, FaultInjector) else FaultSpec.parse(faults)
+            inj = faults if isinstance(faults, FaultInjector) else spec.injector() if spec else None
+            if inj is not None:              # (an empty spec: no faults)
+                self.port = FaultyTransport(self.port, inj)
+                self.faults = inj
 
     def close(self) -> None:
         try:

@@ -48,7 +48,7 @@ typedef struct {
     uint8_t rows, cols, layers, configured;
     uint32_t card_hash;       /* CRC-32 of the configured parameter block, 0 if none */
     uint16_t max_payload;
-    uint8_t reset_reason;     /* board-specific: 0 power-on, 1 watchdog, 2 software, 3 pin */
+    uint8_t reset_reason;     /* SB_RESET_REASON_*: why the board last started */
     uint8_t flags;            /* SB_HELLO_* */
     uint32_t hal_id;          /* SB_HAL_ID: CRC-32 of the hal/ sources built in */
     char board[16];           /* NUL-padded */
@@ -56,6 +56,17 @@ typedef struct {
 _Static_assert(sizeof(sb_msg_hello_t) == 36, "wire struct");
 
 #define SB_HELLO_VIRTUAL 0x01  /* virtual chip: synapse state is lost when the board resets */
+
+/* Why the board last started (sb_msg_hello_t.reset_reason): wire values. The
+ * firmware maps the cause it latched at boot (RCC_CSR) onto these; a cause
+ * without a code of its own (brownout, low-power) reports POWER_ON. */
+enum sb_reset_reason {
+    SB_RESET_REASON_POWER_ON = 0, /* power-on, or no cause latched (QEMU models none) */
+    SB_RESET_REASON_WATCHDOG = 1, /* the independent or the window watchdog bit */
+    SB_RESET_REASON_SOFTWARE = 2, /* SYSRESETREQ: RESET with SB_RESET_BOARD */
+    SB_RESET_REASON_PIN = 3,      /* the reset pin: NRST, the debugger or the button */
+    SB_RESET_REASON_COUNT
+};
 
 /* IMAGE request: header, then (write) the bytes. Response: u32 image size,
  * then (read) the bytes. */
@@ -217,7 +228,15 @@ _Static_assert(sizeof(sb_msg_pulse_t) == 8, "wire struct");
 
 /* AGE request: u32 seconds */
 
-/* EVENT frame body: u16 n, u32 overflow, then n x sb_event_t */
+/* EVENT frame body (SB_CMD_EVENT, SB_F_EVENT, numbered with the counts
+ * frames): sb_msg_event_t, then n x sb_event_t. */
+typedef struct {
+    uint16_t n;               /* events in this frame */
+    uint16_t reserved;        /* 0 */
+    uint32_t overflow;        /* events lost since the board started (a running total) */
+} sb_msg_event_t;
+_Static_assert(sizeof(sb_msg_event_t) == 8, "wire struct");
+
 typedef struct {
     uint32_t t_us;            /* board time when the ISR took the event */
     uint32_t step;            /* time step counter */
@@ -226,7 +245,7 @@ typedef struct {
     uint8_t pad[3];
 } sb_event_t;
 _Static_assert(sizeof(sb_event_t) == 16, "wire struct");
-#define SB_EVENTS_PER_FRAME ((SB_MAX_PAYLOAD - 8) / sizeof(sb_event_t))
+#define SB_EVENTS_PER_FRAME ((SB_MAX_PAYLOAD - sizeof(sb_msg_event_t)) / sizeof(sb_event_t))
 
 /* COUNTS frame body (SB_CMD_COUNTS, SB_F_EVENT, numbered with the event
  * frames): sb_msg_counts_t, then for each layer l < layers, neurons[l] x

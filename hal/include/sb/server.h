@@ -29,7 +29,7 @@ typedef struct sb_server_io {
     const char *board;
     /* Reboot the MCU (RESET with SB_RESET_BOARD); NULL: not supported. */
     void (*reboot)(void *ctx);
-    /* Why the board last started: 0 power-on, 1 watchdog, 2 software, 3 pin. */
+    /* Why the board last started: SB_RESET_REASON_* (proto.h), reported by HELLO. */
     uint8_t reset_reason;
 } sb_server_io_t;
 
@@ -44,6 +44,7 @@ typedef struct sb_server {
     size_t resp_len;
     uint16_t last_seq;
     uint8_t have_last;
+    uint8_t reboot;                         /* RESET(board) answered: reboot once the answer is out */
     uint32_t frames_ok, frames_bad, dups, event_overflow;
     uint16_t event_seq;
     uint16_t nev;                           /* events waiting to go out */
@@ -65,6 +66,32 @@ typedef struct {
     uint32_t frames_ok, frames_bad, dups, event_overflow, step;
 } sb_msg_stats_t;
 _Static_assert(sizeof(sb_msg_stats_t) == 20, "wire struct");
+
+/* A request as its command's handler sees it. */
+typedef struct {
+    uint8_t *body;            /* payload (IMAGE writes from it in place) */
+    size_t n;                 /* its length, checked against the command's table entry */
+    uint32_t detail;          /* set by a failing handler: the index or length that was wrong */
+} sb_server_req_t;
+
+/* The server's command table (hal/src/server.c), one entry per request
+ * command. The dispatcher does what every command shares: it refuses a
+ * command the chip is not configured for (SB_ECONFIG) and a body of the wrong
+ * length (SB_ELEN); then the handler writes its answer into s->out and
+ * returns the answer's length or a negative code, and the dispatcher frames
+ * either (a response, or SB_CMD_ERROR with the code and r->detail). */
+#define SB_SERVE_CONFIGURED  0x01  /* refused with SB_ECONFIG until the chip is configured */
+#define SB_SERVE_EXACT       0x02  /* the body is exactly len bytes (else at least len) */
+#define SB_SERVE_KEEP_WINDOW 0x04  /* reads the counters: its supply energy joins the next command's */
+typedef struct {
+    uint8_t cmd;              /* SB_CMD_* */
+    uint8_t flags;            /* SB_SERVE_* */
+    uint16_t len;             /* body bytes: exactly (SB_SERVE_EXACT) or at least */
+    int (*handler)(sb_server_t *s, sb_server_req_t *r);
+} sb_server_cmd_t;
+
+/* The table entry of a request command; NULL for a code the server does not serve. */
+const sb_server_cmd_t *sb_server_cmd(uint8_t cmd);
 
 void sb_server_init(sb_server_t *s, const sb_server_io_t *io, sb_port_t *port);
 /* Feed one received byte; a completed frame is dispatched and answered at once. */

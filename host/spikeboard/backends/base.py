@@ -12,6 +12,7 @@ import numpy as np
 
 from .._hal import ffi, lib
 from ..errors import ConfigError
+from ..protocol import constants, reset_reason_name
 
 if TYPE_CHECKING:
     from ..tiles import Tiling
@@ -29,21 +30,19 @@ class BoardInfo:
     configured: bool
     card_hash: int
     max_payload: int
-    reset_reason: int       # 0 power-on/unknown, 1 watchdog, 2 software, 3 reset pin
+    reset_reason: int       # SB_RESET_REASON_* (lib): why the board last started
     virtual: bool = True    # virtual chip: synapse state is lost when the board resets
     hal_id: int = 0         # CRC-32 of the hal/ sources the board was built from
 
-    RESET_REASONS = ("power-on", "watchdog", "software", "reset pin")
-
     @property
     def reset_reason_name(self) -> str:
-        """Why the board last started, by name ("reason N" for a code this host does not know)."""
-        r = self.reset_reason
-        return self.RESET_REASONS[r] if 0 <= r < len(self.RESET_REASONS) else f"reason {r}"
+        """Why the board last started, by name (protocol.RESET_REASONS; "reason N"
+        for a code this host does not know)."""
+        return reset_reason_name(self.reset_reason)
 
 
-COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples",
-                  "measured_aj")
+# the fields of sb_counters_t (dev.h), in the struct's order
+COUNTER_FIELDS = tuple(name for name, _ in ffi.typeof("sb_counters_t").fields)
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,9 @@ class Counters:
         return Counters(*(getattr(self, f) - getattr(other, f) for f in COUNTER_FIELDS))
 
 
+assert tuple(f.name for f in fields(Counters)) == COUNTER_FIELDS, "Counters must list sb_counters_t's fields in order"
+
+
 @dataclass(frozen=True)
 class TrainResult:
     sample_id: int
@@ -85,8 +87,8 @@ class ProgramResult:
     failed: np.ndarray      # bool per cell
 
 
-RULES = {"sign": lib.SB_RULE_SIGN, "stochastic": lib.SB_RULE_STOCHASTIC, "stdp": lib.SB_RULE_STDP,
-         "compensated": lib.SB_RULE_COMPENSATED, "dfa": lib.SB_RULE_DFA}
+# learning rules by name: lib's SB_RULE_* (learn.h), in code order ("sign", "stochastic", ...)
+RULES = {name.lower(): code for code, name in constants("SB_RULE_", ("COUNT",)).items()}
 
 
 class Backend(ABC):

@@ -2,6 +2,7 @@
 over its socket UART exactly as a real board is reached over USB serial."""
 from __future__ import annotations
 
+from .._hal import lib
 from ..emulator import Emulator, find_firmware
 from .remote import RemoteBackend
 
@@ -25,7 +26,7 @@ class EmulatorBackend(RemoteBackend):
                 self.emu.stop()
             raise
 
-    def _power_cut(self, reason: int = 0) -> None:
+    def _power_cut(self, reason: int = lib.SB_RESET_REASON_POWER_ON) -> None:
         """A fault plan's reset: the emulated board loses power mid-stream."""
         if self.emu is not None:
             self.emu.stop()
@@ -46,7 +47,7 @@ class EmulatorBackend(RemoteBackend):
             self.link.close()
             self.url = self.emu.start()
         super().reconnect()
-        if self.emu is not None:
+        if self.emu is not None and self.emu.url:
             self.url = self.emu.url
 
     def close(self) -> None:

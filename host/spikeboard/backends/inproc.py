@@ -22,12 +22,12 @@ class ServerTransport:
         self.boots = 0
         self.timeout = 0.05
         self.closed = False
-        self.reboot(0)
+        self.reboot(lib.SB_RESET_REASON_POWER_ON)
 
-    def reboot(self, reason: int = 0) -> None:
+    def reboot(self, reason: int = lib.SB_RESET_REASON_POWER_ON) -> None:
         """Reset the board: a fresh server on a fresh virtual chip (state lost),
-        reporting `reason` in HELLO (0 power-on, 1 watchdog, 2 software, 3 pin),
-        as firmware/src/main.c reports the reset cause it latched from RCC_CSR."""
+        reporting `reason` (SB_RESET_REASON_*) in HELLO, as the firmware reports
+        the reset cause it latched from RCC_CSR (firmware/src/watchdog.c)."""
         self._out.clear()
         self._chip = ffi.new("sb_chip_t *")
         self._server = ffi.new("sb_server_t *")
@@ -61,7 +61,7 @@ class ServerTransport:
             if self._pending_reboot:          # the bytes after a RESET(board) hit a booting board
                 self._pending_reboot = False
                 out = bytes(self._out)
-                self.reboot(2)
+                self.reboot(lib.SB_RESET_REASON_SOFTWARE)
                 self._out += out
         return len(data)
 
@@ -91,8 +91,9 @@ class InprocBackend(RemoteBackend):
         if link.faults is not None:
             link.faults.on_reset = self.transport.reboot
 
-    def restart_board(self, reason: int = 0) -> None:
-        """Reset the in-process board (state lost), e.g. reason 1 for a watchdog bite."""
+    def restart_board(self, reason: int = lib.SB_RESET_REASON_POWER_ON) -> None:
+        """Reset the in-process board (state lost), e.g. with lib.SB_RESET_REASON_WATCHDOG
+        for a watchdog bite."""
         self.transport.reboot(reason)
 
     def reconnect(self) -> None:

@@ -2,42 +2,24 @@
 port) and `emulator` (the real firmware in QEMU on a socket UART)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .._hal import ffi, lib
 from ..cards import params_bytes
 from ..errors import ConfigError, DeviceError, LinkError
 from ..link import BoardReset, Link
-from ..protocol import (batch_fit, infer_batch_fit, infer_result_len, pack, train_item_len, train_result_len,
-                        unpack)
+from ..protocol import (IMAGE_READ_MAX, IMAGE_WRITE_MAX, CountWindow, age_request, batch_fit, batch_request,
+                        counters_request, decode_counters, decode_events, decode_g, decode_hello, decode_image,
+                        decode_infer, decode_infer_batch, decode_program, decode_state, decode_train,
+                        decode_train_batch, decode_u32, image_request, infer_batch_fit, infer_request,
+                        infer_steps_fit, program_request, pulse_request, read_request, reset_request, state_request,
+                        train_item_len, train_request)
 from .base import Backend, BoardInfo, Counters, ProgramResult, RULES, TrainResult, masks_to_spikes
+
+__all__ = ["CountWindow", "RemoteBackend", "sum_counts"]
 
 _PAYLOAD = lib.SB_MAX_PAYLOAD
 _MIN_CHUNK = 32          # smallest bulk payload the adaptive chunking goes down to
-
-
-@dataclass
-class CountWindow:
-    """One COUNTS frame of the aggregated readout: fires per neuron of every
-    layer over `steps` time steps from the board's step counter `step0`."""
-    step0: int
-    steps: int
-    counts: list[np.ndarray]     # per layer: uint16[neurons]
-
-    @classmethod
-    def decode(cls, body: bytes) -> "CountWindow":
-        h = unpack("sb_msg_counts_t", body)
-        off = ffi.sizeof("sb_msg_counts_t")
-        counts = []
-        for layer in range(h.layers):
-            nn = h.neurons[layer]
-            if off + 2 * nn > len(body):
-                raise LinkError(f"counts frame: {len(body)} bytes, too short for layer {layer}")
-            counts.append(np.frombuffer(body, dtype="<u2", count=nn, offset=off).copy())
-            off += 2 * nn
-        return cls(int(h.step0), int(h.steps), counts)
 
 
 def sum_counts(windows: list[CountWindow], layer: int = -1) -> np.ndarray:
@@ -83,11 +65,8 @@ class RemoteBackend(Backend):
         if cmd == lib.SB_CMD_COUNTS:
             self.count_windows.append(CountWindow.decode(body))
             return
-        n = body[0] | (body[1] << 8)
-        self.event_overflow = int.from_bytes(body[4:8], "little")
-        for k in range(n):
-            e = unpack("sb_event_t", body, 8 + k * ffi.sizeof("sb_event_t"))
-            self.events.append((e.t_us, e.step, e.layer, e.mask))
+        ev, self.event_overflow = decode_events(body)
+        self.events += zip(ev["t_us"].tolist(), ev["step"].tolist(), ev["layer"].tolist(), ev["mask"].tolist())
 
     def _req(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
         try:
@@ -115,20 +94,24 @@ class RemoteBackend(Backend):
         self.link.close()
 
     # -- configuration -------------------------------------------------------------
-    def configure(self, params) -> int:
+    def configure(self, params, *, shape: tuple[int, int] | None = None) -> int:
+        """A board runs the one array of its card: shape may only be None or that
+        array's own (rows, cols)."""
+        p = params[0]
+        if shape is not None and (p.layers != 1 or tuple(shape) != (p.rows, p.cols)):
+            rows, cols = shape
+            raise ConfigError(f"layer {rows}x{cols}: a board runs one {p.rows}x{p.cols} array"
+                              f"{f' of {p.layers} layers' if p.layers != 1 else ''}; layers larger than one "
+                              f"array run on the model backend (--backend model)", field="shape")
         body = self._req(lib.SB_CMD_CONFIGURE, params_bytes(params), timeout=max(self.link.timeout, 5.0))
-        self.params = ffi.new("sb_params_t *", params[0])
+        self.params = ffi.new("sb_params_t *", p)
         self._frames_seen = None
-        return int.from_bytes(body[:4], "little")
+        return decode_u32(body, "configure answer")
 
     def info(self) -> BoardInfo:
-        h = unpack("sb_msg_hello_t", self._req(lib.SB_CMD_HELLO))
-        info = BoardInfo(self.name, h.proto, f"{h.fw_major}.{h.fw_minor}.{h.fw_patch}",
-                         ffi.string(h.board).decode(errors="replace"), h.rows, h.cols, h.layers,
-                         bool(h.configured), h.card_hash, h.max_payload, h.reset_reason,
-                         bool(h.flags & lib.SB_HELLO_VIRTUAL), h.hal_id)
-        if h.proto != lib.SB_PROTO_VERSION:
-            raise LinkError(f"{self.url}: board speaks protocol {h.proto}, host {lib.SB_PROTO_VERSION}")
+        info = BoardInfo(self.name, **decode_hello(self._req(lib.SB_CMD_HELLO)))
+        if info.proto != lib.SB_PROTO_VERSION:
+            raise LinkError(f"{self.url}: board speaks protocol {info.proto}, host {lib.SB_PROTO_VERSION}")
         return info
 
     def check_build(self) -> None:
@@ -141,20 +124,13 @@ class RemoteBackend(Backend):
                             f"spikeboard flash --board {info.board})")
 
     # -- inference and training -------------------------------------------------------
-    def _pack_spikes(self, x: np.ndarray) -> bytes:
-        if self._p().pre_levels > 1:
-            return x.tobytes()
-        return np.packbits(x, axis=1, bitorder="little").tobytes()
+    @property
+    def _levels(self) -> bool:
+        """Input goes as pulse-width levels, a byte per row (else binary spikes, 8 rows a byte)."""
+        return self._p().pre_levels > 1
 
     def _steps_per_frame(self, trace: bool) -> int:
-        p = self._p()
-        nn = self.neurons()
-        per_in = p.rows if p.pre_levels > 1 else (p.rows + 7) // 8
-        budget = self._chunk
-        room_out = max(budget, 4 * nn + 64) - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn)
-        out_per = 4 + (4 * nn if trace else 0)
-        room_out = min(room_out, _PAYLOAD - ffi.sizeof("sb_msg_infer_resp_t") - (0 if trace else 4 * nn))
-        return max(1, min(lib.SB_MAX_STEPS, room_out // out_per, (min(budget, _PAYLOAD) - 4) // per_in))
+        return infer_steps_fit(self._p().rows, self._levels, self.neurons(), trace, self._chunk)
 
     def infer(self, spikes, *, reset=True, trace=False, events=False, counts=None):
         """events: stream AER event frames (self.events). counts: the aggregated
@@ -169,26 +145,23 @@ class RemoteBackend(Backend):
             raise ConfigError(f"counts window {counts}: 0..255 time steps (0 = the whole request)")
         if counts is not None and events:
             raise ConfigError("infer: events (AER) and counts (aggregated) readouts are exclusive")
-        flags = (lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0) | (lib.SB_INFER_TRACE if trace else 0) \
-            | (lib.SB_INFER_EVENTS if events else 0) | (lib.SB_INFER_COUNTS if counts is not None else 0)
+        flags = (lib.SB_INFER_TRACE if trace else 0) | (lib.SB_INFER_EVENTS if events else 0) \
+            | (lib.SB_INFER_COUNTS if counts is not None else 0)
         window = int(counts or 0)
         t0 = 0
         while t0 < x.shape[0]:
             part = x[t0:t0 + self._steps_per_frame(trace)]
             f = flags | (lib.SB_INFER_RESET if reset and t0 == 0 else 0)
-            body = self._bulk_req(lib.SB_CMD_INFER, pack("sb_msg_infer_t", steps=len(part), flags=f, window=window)
-                                  + self._pack_spikes(part))
-            hdr = unpack("sb_msg_infer_resp_t", body)
-            off = ffi.sizeof("sb_msg_infer_resp_t")
-            if hdr.steps != len(part) or hdr.neurons != nn:
-                raise LinkError(f"{self.url}: infer answer for {hdr.steps} steps x {hdr.neurons} neurons, "
+            a = decode_infer(self._bulk_req(lib.SB_CMD_INFER, infer_request(part, self._levels, f, window)),
+                             trace=trace)
+            if a.steps != len(part) or a.neurons != nn:
+                raise LinkError(f"{self.url}: infer answer for {a.steps} steps x {a.neurons} neurons, "
                                 f"asked {len(part)} x {nn}")
-            masks.append(np.frombuffer(body, dtype="<u4", count=len(part), offset=off))
-            off += 4 * len(part)
+            masks.append(a.masks)
             if trace:
-                vs.append(np.frombuffer(body, dtype="<i4", count=len(part) * nn, offset=off).reshape(len(part), nn))
+                vs.append(a.v)
             else:
-                v = np.frombuffer(body, dtype="<i4", count=nn, offset=off).copy()
+                v = a.v
             t0 += len(part)
         out = masks_to_spikes(np.concatenate(masks), nn)
         return out, (np.concatenate(vs) if trace else v)
@@ -196,8 +169,7 @@ class RemoteBackend(Backend):
     def infer_chunk(self, steps: int) -> int:
         """Samples of `steps` time steps that one INFER_BATCH request carries on this
         link now (request and answer within the payload the line affords)."""
-        p = self._p()
-        return infer_batch_fit([steps] * lib.SB_MAX_BATCH, p.rows, p.pre_levels > 1, self.neurons(), self._chunk)
+        return infer_batch_fit([steps] * lib.SB_MAX_BATCH, self._p().rows, self._levels, self.neurons(), self._chunk)
 
     def infer_batch(self, spikes):
         """(B, T, rows) -> fires (B, T, neurons), final membranes (B, neurons): each
@@ -207,12 +179,9 @@ class RemoteBackend(Backend):
         is answered from the board's cache."""
         x = self._check_batch(spikes)
         B, T = x.shape[0], x.shape[1]
-        p = self._p()
         nn = self.neurons()
-        flags = (lib.SB_INFER_LEVELS if p.pre_levels > 1 else 0) | lib.SB_INFER_RESET
         fires = np.zeros((B, T, nn), dtype=np.uint8)
         v = np.zeros((B, nn), dtype=np.int32)
-        hdr = ffi.sizeof("sb_msg_infer_resp_t")
         a = 0
         while a < B:
             k = min(self.infer_chunk(T), B - a)
@@ -220,40 +189,28 @@ class RemoteBackend(Backend):
                 fires[a], v[a] = self.infer(x[a], reset=True)
                 a += 1
                 continue
-            item = pack("sb_msg_infer_t", steps=T, flags=flags, window=0)
-            payload = pack("sb_msg_batch_t", n=k) + b"".join(item + self._pack_spikes(s) for s in x[a:a + k])
-            body = self._bulk_req(lib.SB_CMD_INFER_BATCH, payload)
-            h = unpack("sb_msg_batch_resp_t", body)
-            size = ffi.sizeof("sb_msg_batch_resp_t") + k * infer_result_len(T, nn)
-            if h.n != k or h.neurons != nn or len(body) != size:
-                raise LinkError(f"{self.url}: infer batch answer for {h.n} samples x {h.neurons} neurons "
-                                f"({len(body)} bytes), sent {k} x {nn}")
-            off = ffi.sizeof("sb_msg_batch_resp_t")
-            for j in range(a, a + k):
-                r = unpack("sb_msg_infer_resp_t", body, off)
-                if r.steps != T or r.neurons != nn:
-                    raise LinkError(f"{self.url}: infer batch item for {r.steps} steps x {r.neurons} neurons, "
-                                    f"asked {T} x {nn}")
-                fires[j] = masks_to_spikes(np.frombuffer(body, dtype="<u4", count=T, offset=off + hdr), nn)
-                v[j] = np.frombuffer(body, dtype="<i4", count=nn, offset=off + hdr + 4 * T)
-                off += infer_result_len(T, nn)
+            payload = batch_request([infer_request(s, self._levels, lib.SB_INFER_RESET) for s in x[a:a + k]])
+            items = decode_infer_batch(self._bulk_req(lib.SB_CMD_INFER_BATCH, payload))
+            got = sorted({(r.steps, r.neurons) for r in items})
+            if len(items) != k or got != [(T, nn)]:
+                raise LinkError(f"{self.url}: infer batch answer for {len(items)} samples of (steps, neurons) "
+                                f"{got}, sent {k} of {T} x {nn}")
+            for j, r in enumerate(items, start=a):
+                fires[j], v[j] = masks_to_spikes(r.masks, nn), r.v
             a += k
         return fires, v
 
     def train(self, spikes, label, *, rule="sign", target=8, max_pulses=1, sample_id=0) -> TrainResult:
         x = self._check_train(spikes, label, rule)
-        payload = pack("sb_msg_train_t", steps=x.shape[0], label=label, rule=RULES[rule], target=target,
-                       max_pulses=max_pulses, flags=lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0,
-                       sample_id=sample_id & 0xFFFFFFFF) + self._pack_spikes(x)
-        r = unpack("sb_msg_train_resp_t", self._req(lib.SB_CMD_TRAIN, payload))
+        r = decode_train(self._req(lib.SB_CMD_TRAIN, train_request(x, self._levels, label=label, rule=RULES[rule],
+                                                                   target=target, max_pulses=max_pulses,
+                                                                   sample_id=sample_id)))
         if r.sample_id != sample_id & 0xFFFFFFFF:
             raise LinkError(f"{self.url}: train answer is for sample {r.sample_id}, sent {sample_id}")
-        return TrainResult(sample_id, r.predicted, r.pulses, np.array(list(r.counts)[:r.neurons], dtype=np.uint16))
+        return TrainResult(sample_id, r.predicted, r.pulses, r.counts)
 
     def _train_fit(self, steps: list[int], rule: str, max_pulses: int) -> int:
-        p = self._p()
-        levels = p.pre_levels > 1
-        lens = [train_item_len(t, p.rows, levels) for t in steps]
+        lens = [train_item_len(t, self._p().rows, self._levels) for t in steps]
         return batch_fit(lens, self.neurons(), self.cells, max_pulses, steps, self._chunk)
 
     def train_chunk(self, steps: int, rule: str = "sign", max_pulses: int = 1) -> int:
@@ -266,7 +223,6 @@ class RemoteBackend(Backend):
         a lone sample goes as TRAIN). One request, one sequence number: a retried
         request is answered from the board's cache, so no sample runs twice."""
         items = self._check_train_batch(samples, labels, sample_ids, rule)
-        flags = lib.SB_INFER_LEVELS if self._p().pre_levels > 1 else 0
         nn = self.neurons()
         out: list[TrainResult] = []
         a = 0
@@ -278,25 +234,16 @@ class RemoteBackend(Backend):
                 out.append(self.train(x, y, rule=rule, target=target, max_pulses=max_pulses, sample_id=i))
                 a += 1
                 continue
-            payload = pack("sb_msg_batch_t", n=k) + b"".join(
-                pack("sb_msg_train_t", steps=x.shape[0], label=y, rule=RULES[rule], target=target,
-                     max_pulses=max_pulses, flags=flags, sample_id=i & 0xFFFFFFFF) + self._pack_spikes(x)
-                for x, y, i in part)
-            body = self._req(lib.SB_CMD_TRAIN_BATCH, payload)
-            h = unpack("sb_msg_batch_resp_t", body)
-            size = ffi.sizeof("sb_msg_batch_resp_t") + k * train_result_len(nn)
-            if h.n != k or h.neurons != nn or len(body) != size:
-                raise LinkError(f"{self.url}: train batch answer for {h.n} samples x {h.neurons} neurons "
-                                f"({len(body)} bytes), sent {k} x {nn}")
-            off = ffi.sizeof("sb_msg_batch_resp_t")
-            for x, y, i in part:
-                r = unpack("sb_msg_train_item_t", body, off)
+            payload = batch_request([train_request(x, self._levels, label=y, rule=RULES[rule], target=target,
+                                                   max_pulses=max_pulses, sample_id=i) for x, y, i in part])
+            res = decode_train_batch(self._req(lib.SB_CMD_TRAIN_BATCH, payload))
+            if len(res) != k or any(len(r.counts) != nn for r in res):
+                raise LinkError(f"{self.url}: train batch answer for {len(res)} samples x "
+                                f"{len(res[0].counts) if res else 0} neurons, sent {k} x {nn}")
+            for (x, y, i), r in zip(part, res):
                 if r.sample_id != i & 0xFFFFFFFF:
                     raise LinkError(f"{self.url}: train batch answer is for sample {r.sample_id}, sent {i}")
-                off += ffi.sizeof("sb_msg_train_item_t")
-                out.append(TrainResult(i, r.predicted, r.pulses, np.frombuffer(body, dtype="<u2", count=nn,
-                                                                               offset=off).copy()))
-                off += 2 * nn
+                out.append(TrainResult(i, r.predicted, r.pulses, r.counts))
             a += k
         return out
 
@@ -308,8 +255,7 @@ class RemoteBackend(Backend):
         a = first
         while a < first + n:
             k = min(self._chunk // 2, first + n - a)
-            body = self._bulk_req(lib.SB_CMD_READ_G, pack("sb_msg_read_t", first=a, n=k))
-            out.append(np.frombuffer(body, dtype="<u2", count=k))
+            out.append(decode_g(self._bulk_req(lib.SB_CMD_READ_G, read_request(a, k)), k))
             a += k
         return np.concatenate(out) if out else np.zeros(0, np.uint16)
 
@@ -320,13 +266,12 @@ class RemoteBackend(Backend):
         a = 0
         while a < len(t):
             part = t[a:a + min(256, self._chunk // 2)]
-            req = pack("sb_msg_program_t", first=first + a, n=len(part), tolerance=tolerance, max_pulses=max_pulses)
-            body = self._bulk_req(lib.SB_CMD_PROGRAM, req + part.tobytes(), timeout=max(self.link.timeout, self.slow_timeout))
+            body = self._bulk_req(lib.SB_CMD_PROGRAM, program_request(first + a, part, tolerance, max_pulses),
+                                  timeout=max(self.link.timeout, self.slow_timeout))
+            u, f = decode_program(body, len(part))
+            used.append(u)
+            failed.append(f)
             a += len(part)
-            off = ffi.sizeof("sb_msg_program_resp_t")
-            used.append(np.frombuffer(body, dtype=np.uint8, count=len(part), offset=off))
-            bits = np.frombuffer(body, dtype=np.uint8, offset=off + len(part))
-            failed.append(np.unpackbits(bits, bitorder="little")[:len(part)].astype(bool))
         return ProgramResult(np.concatenate(used), np.concatenate(failed))
 
     def pulse(self, first, n, polarity, count):
@@ -345,51 +290,47 @@ class RemoteBackend(Backend):
             left = count
             while True:
                 c = min(left, per)
-                body = self._bulk_req(lib.SB_CMD_PULSE, pack("sb_msg_pulse_t", first=a, n=k, count=c,
-                                                             polarity=polarity),
+                body = self._bulk_req(lib.SB_CMD_PULSE, pulse_request(a, k, polarity, c),
                                       timeout=max(self.link.timeout, self.slow_timeout))
                 left -= c
                 if left <= 0:
                     break
-            out.append(np.frombuffer(body, dtype="<u2", count=k))
+            out.append(decode_g(body, k))
             a += k
         return np.concatenate(out)
 
     def age(self, seconds):
-        self._req(lib.SB_CMD_AGE, int(seconds).to_bytes(4, "little"))
+        self._req(lib.SB_CMD_AGE, age_request(seconds))
 
     # -- checkpoints -------------------------------------------------------------------------
+    def _image_size(self) -> int:
+        return decode_image(self._req(lib.SB_CMD_IMAGE, image_request()))[0]
+
     def read_image(self):
-        body = self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=0, n=0, write=0))
-        size = int.from_bytes(body[:4], "little")
+        size = self._image_size()
         if size == 0:
             return None
         parts = []
         off = 0
         while off < size:
-            k = min(min(self._chunk, _PAYLOAD - 4), size - off)
-            body = self._bulk_req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=k, write=0))
-            parts.append(body[4:4 + k])
+            k = min(self._chunk, IMAGE_READ_MAX, size - off)
+            parts.append(decode_image(self._bulk_req(lib.SB_CMD_IMAGE, image_request(off, k)))[1][:k])
             off += k
         return b"".join(parts)
 
     def write_image(self, image):
-        per = _PAYLOAD - 16
-        body = self._req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=0, n=0, write=0))
-        size = int.from_bytes(body[:4], "little")
+        size = self._image_size()
         if len(image) != size:
             raise ConfigError(f"device image has {len(image)} bytes, the board's has {size}")
         off = 0
         while off < size:
-            part = image[off:off + min(per, self._chunk)]
-            self._bulk_req(lib.SB_CMD_IMAGE, pack("sb_msg_image_t", offset=off, n=len(part), write=1) + part)
+            part = image[off:off + min(IMAGE_WRITE_MAX, self._chunk)]
+            self._bulk_req(lib.SB_CMD_IMAGE, image_request(off, data=part))
             off += len(part)
 
     # -- state -----------------------------------------------------------------------------
     def counters(self, clear=False):
-        body = self._req(lib.SB_CMD_COUNTERS, bytes([lib.SB_COUNTERS_CLEAR if clear else 0]))
-        c = unpack("sb_counters_t", body)
-        self.stats = unpack("sb_msg_stats_t", body, ffi.sizeof("sb_counters_t"))
+        c, self.stats = decode_counters(self._req(lib.SB_CMD_COUNTERS, counters_request(clear)))
         # the board's count of good frames only grows while it runs: a smaller one
         # means it rebooted since we last asked, and its counters are not ours
         if self._frames_seen is not None and self.stats.frames_ok < self._frames_seen:
@@ -400,17 +341,11 @@ class RemoteBackend(Backend):
         return Counters.from_c(c)
 
     def reset(self, neurons=True, chip=False):
-        what = (lib.SB_RESET_NEURONS if neurons else 0) | (lib.SB_RESET_CHIP if chip else 0)
-        self._req(lib.SB_CMD_RESET, bytes([what]))
+        self._req(lib.SB_CMD_RESET, reset_request(neurons=neurons, chip=chip))
 
     def reboot(self) -> None:
         """Reset the MCU; the board loses its configuration (synapses keep their state on silicon)."""
-        self._req(lib.SB_CMD_RESET, bytes([lib.SB_RESET_BOARD]))
+        self._req(lib.SB_CMD_RESET, reset_request(board=True))
 
     def state(self, layer=-1):
-        p = self._p()
-        layer = layer % p.layers
-        body = self._req(lib.SB_CMD_STATE, bytes([layer]))
-        nn = body[0]
-        return (np.frombuffer(body, dtype="<i4", count=nn, offset=1).copy(),
-                np.frombuffer(body, dtype=np.uint8, count=nn, offset=1 + 4 * nn).copy())
+        return decode_state(self._req(lib.SB_CMD_STATE, state_request(layer % self._p().layers)))
