@@ -34,7 +34,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from . import __version__, cards, loop
-from ._hal import ffi
+from ._hal import ffi, lib
 from .apps import get_app
 from .apps.base import App, Prepared
 from .backends import Backend, Counters, TrainResult
@@ -440,7 +440,7 @@ class Session:
         applied = sum(1 for r in journal if r.get("type") == "sample")
         info = b.info()
         self._virtual = info.virtual
-        if info.reset_reason_name == "watchdog":
+        if info.reset_reason == lib.SB_RESET_REASON_WATCHDOG:
             self.log("warning: board reset by watchdog before this session (its last reset)")
         intact = resume and self._intact(info, applied)
         if not intact:
