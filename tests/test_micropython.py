@@ -64,15 +64,19 @@ def test_constants_and_struct_layouts_match_c():
         assert getattr(sbmp, name[3:]) == getattr(lib, name), name
     for code, text in sbmp.ERRORS.items():
         if code:
-            assert code == getattr(lib, "SB_" + text.split(":")[0]), text
+            name, meaning = text.split(": ", 1)
+            assert code == getattr(lib, "SB_" + name), text
+            assert meaning == ffi.string(lib.sb_strerror(code)).decode(), text     # hal's one table
     import struct
     sizes = {"FMT_HELLO": "sb_msg_hello_t", "FMT_PROGRAM": "sb_msg_program_t", "FMT_PROGRAM_RESP": "sb_msg_program_resp_t",
              "FMT_READ": "sb_msg_read_t", "FMT_INFER": "sb_msg_infer_t", "FMT_INFER_RESP": "sb_msg_infer_resp_t",
              "FMT_TRAIN": "sb_msg_train_t", "FMT_PULSE": "sb_msg_pulse_t", "FMT_IMAGE": "sb_msg_image_t", "FMT_ERROR": "sb_msg_error_t",
-             "FMT_EVENT": "sb_event_t", "FMT_COUNTS": "sb_msg_counts_t", "FMT_COUNTERS": "sb_counters_t", "FMT_STATS": "sb_msg_stats_t"}
+             "FMT_EVENT": "sb_event_t", "FMT_EVENT_HDR": "sb_msg_event_t", "FMT_COUNTS": "sb_msg_counts_t", "FMT_COUNTERS": "sb_counters_t", "FMT_STATS": "sb_msg_stats_t"}
     for fmt, ctype in sizes.items():
         assert struct.calcsize(getattr(sbmp, fmt)) == ffi.sizeof(ctype), fmt
     assert sbmp.TRAIN_RESP_LEN == ffi.sizeof("sb_msg_train_resp_t")
+    assert sbmp.EVENT_HDR_LEN == ffi.sizeof("sb_msg_event_t") and sbmp.EVENT_LEN == ffi.sizeof("sb_event_t")
+    assert ffi.offsetof("sb_msg_event_t", "overflow") == 4
     assert sbmp.COUNTS_LEN == ffi.sizeof("sb_msg_counts_t")
     assert sbmp.PARAMS_LEN == ffi.sizeof("sb_params_t")
     for attr, field in (("_P_ROWS", "rows"), ("_P_COLS", "cols"), ("_P_LAYERS", "layers"),

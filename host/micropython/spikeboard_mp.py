@@ -124,6 +124,8 @@ FMT_IMAGE = "<IHBB"              # sb_msg_image_t, 8
 FMT_ERROR = "<hBBI"              # sb_msg_error_t, 8
 FMT_EVENT = "<IIIB3x"            # sb_event_t, 16
 EVENT_LEN = 16
+FMT_EVENT_HDR = "<HHI"           # sb_msg_event_t: n, reserved, overflow (since boot), 8
+EVENT_HDR_LEN = 8
 FMT_COUNTS = "<IHBB4B"           # sb_msg_counts_t, 12, then u16 counts per neuron of each layer
 COUNTS_LEN = 12
 COUNTER_FIELDS = ("fires", "updates", "reads", "pot", "dep", "pre", "post", "time_ps", "steps", "samples",
@@ -133,12 +135,14 @@ COUNTERS_LEN = 88
 STATS_FIELDS = ("frames_ok", "frames_bad", "dups", "event_overflow", "step")
 FMT_STATS = "<5I"                # sb_msg_stats_t, 20
 
-ERRORS = {
-    0: "ok", -1: "EINVAL: argument out of range", -2: "ERANGE: index out of the array",
-    -3: "ECONFIG: parameter block invalid or not configured", -4: "ECRC: frame CRC mismatch",
-    -5: "EFRAME: malformed frame", -6: "EOVERSIZE: frame too long", -7: "ECMD: unknown command",
+ERRORS = {    # hal/src/errors.c's table (sb_strerror), checked by tests/test_micropython.py
+    0: "ok", -1: "EINVAL: argument out of its range",
+    -2: "ERANGE: index (row, column, layer, cell) out of the array",
+    -3: "ECONFIG: parameter block invalid or chip not configured", -4: "ECRC: frame CRC mismatch",
+    -5: "EFRAME: malformed frame (COBS, truncated, bad header)",
+    -6: "EOVERSIZE: frame longer than the largest payload", -7: "ECMD: unknown or unsupported command",
     -8: "ELEN: payload length wrong for the command", -9: "EOVERFLOW: event ring overflowed",
-    -10: "EVERIFY: write-verify failed", -11: "ESTATE: not allowed in this state",
+    -10: "EVERIFY: write-verify failed on some cells", -11: "ESTATE: command not allowed in this state",
     -12: "EPROTO: protocol version mismatch",
 }
 CMD_NAMES = {
@@ -495,11 +499,11 @@ class Board:
     def _event(self, n):
         """An EVENT frame's body is in self._rx[4:4+n]."""
         rx = self._rx
-        if n < 8:
+        if n < EVENT_HDR_LEN:
             return
-        cnt = _u16(rx, 4)
-        self.event_overflow = _u32(rx, 8)
-        o = 12
+        cnt = _u16(rx, HDR_LEN)
+        self.event_overflow = _u32(rx, HDR_LEN + 4)
+        o = HDR_LEN + EVENT_HDR_LEN
         for _ in range(cnt):
             if o + EVENT_LEN > HDR_LEN + n:
                 break
