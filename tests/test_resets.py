@@ -7,8 +7,8 @@ watchdog reset is reported as such.
 QEMU cannot make the STM32 IWDG bite (its netduinoplus2 has no IWDG model,
 and RCC_CSR reads back without reset flags), so the watchdog path is tested
 on the in-process board: the same C command server, rebooted with the reset
-reason the firmware would latch (io.reset_reason = 1, as firmware/src/main.c
-maps RCC_CSR.IWDGRSTF) and reports in HELLO."""
+reason the firmware would latch (io.reset_reason = SB_RESET_REASON_WATCHDOG, as
+fw_reset_reason_wire() in firmware/src/watchdog.c maps RCC_CSR.IWDGRSTF) and reports in HELLO."""
 from __future__ import annotations
 
 import json
