@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cards
 from ._hal import ffi, lib
 from .backends.model import ModelBackend
+from .chip import ChipSpec, compile_chip, open_chip
 
 STEPS = 100
 
@@ -45,9 +45,15 @@ def numpy_step_ns(batch: int, reps: int = 5, seed: int = 0) -> float:
     return _median_ns(run, reps) / (batch * STEPS)
 
 
+def _model(spec: ChipSpec) -> ModelBackend:
+    """The model backend through the one door (run_masks: the model's raw timing path)."""
+    b = open_chip(spec).backend
+    assert isinstance(b, ModelBackend)
+    return b
+
+
 def bench_model(card: str = "spec", seed: int = 0, reps: int = 7, compare_numpy: bool = True) -> dict:
-    b = ModelBackend()
-    b.configure(cards.compile_card(cards.load(card), "32x32", differential=False, seed=seed))
+    b = _model(ChipSpec(card=card, geometry="32x32", layout="single-ended", seed=seed))
     rng = np.random.default_rng(seed)
     b.program(rng.integers(b.params.g_min, b.params.g_max, b.cells), tolerance=2000, max_pulses=64)
     step_ns = {}
@@ -75,14 +81,12 @@ TILED_LAYERS = ((785, 20), (256, 256))   # MNIST pixels + bias -> 10 differentia
 def bench_tiled(card: str = "spec", seed: int = 0, reps: int = 7, batch: int = 32) -> dict:
     """ns per sample-step of tiled layers (spikeboard.tiles) at batch 32, same
     input statistics (p = 0.2, 100 steps), and per tile of the grid."""
-    from .chip import ChipSpec, open_chip
 
     rng = np.random.default_rng(seed)
     out = {}
     for rows, cols in TILED_LAYERS:
-        t = open_chip(ChipSpec(card=card, seed=seed, layout="differential" if cols <= 32 else "single-ended",
-                               tiled=f"{rows}x{cols}")).backend
-        assert isinstance(t, ModelBackend)          # run_masks: the model's raw timing path
+        t = _model(ChipSpec(card=card, seed=seed, layout="differential" if cols <= 32 else "single-ended",
+                            tiled=f"{rows}x{cols}"))
         p, tiles = t.params, t.grid[0] * t.grid[1]
         t.program(rng.integers(p.g_min, p.g_max, t.cells), tolerance=2000, max_pulses=64)
         x = (rng.random((batch, STEPS, rows)) < 0.2).astype(np.uint8)
@@ -192,13 +196,13 @@ def _spikes(rng, steps: int, rows: int, p: float = 0.2) -> np.ndarray:
 def _build_script(card: str, seed: int):
     from ._hal import lib
     from .backends.base import RULES
-    from .cards import compile_card, load, params_bytes
+    from .cards import params_bytes
     from .protocol import infer_request, train_request
 
     rng = np.random.default_rng(seed)
     s = _Script()
     # 1. step and event workload (binary spikes)
-    p1 = compile_card(load(card), "32x32", differential=False, seed=seed)
+    p1 = compile_chip(ChipSpec(card=card, geometry="32x32", layout="single-ended", seed=seed))[1]
     s.frame("configure", lib.SB_CMD_CONFIGURE, params_bytes(p1))
     cells = p1.rows * p1.cols * p1.layers
     _program_frames(s, rng.integers(p1.g_min, p1.g_max, cells), 2000, 64, "program")
@@ -213,7 +217,8 @@ def _build_script(card: str, seed: int):
     for w in COUNT_WINDOWS:
         s.frame(f"counts200w{w}", infer, infer_request(x200, False, reset | lib.SB_INFER_COUNTS, window=w))
     # 2. digits app settings
-    p2 = compile_card(load(card), "32x32", differential=True, seed=seed, neuron={"threshold": 4.0})
+    p2 = compile_chip(ChipSpec(card=card, geometry="32x32", layout="differential", seed=seed),
+                      neuron={"threshold": 4.0})[1]
     s.frame("configure", lib.SB_CMD_CONFIGURE, params_bytes(p2))
     steps = 32
     for k in range(_TRAIN_SAMPLES):
