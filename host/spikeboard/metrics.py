@@ -42,7 +42,6 @@ def fit_exponential(branch: np.ndarray, depression: bool = False) -> ExpFit:
         g = g - g[0]
     P = len(g) - 1
     p = np.arange(P + 1, dtype=float)
-    best = (math.inf, math.inf, 0.0)
     # golden search over r = P/A on the residual of the closed-form B
     def resid(r: float) -> tuple[float, float]:
         basis = p / P if r < 1e-6 else 1.0 - np.exp(-r * p / P)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .energy import BLOCKS, EnergyReport
+from .energy import BLOCKS
 from .errors import ConfigError
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from . import __version__, cards, loop
 from ._hal import ffi, lib
 from .apps import get_app
-from .apps.base import App, Prepared
+from .apps.base import App
 from .backends import Backend, Counters, TrainResult
 from .chip import ChipSpec, configure, open_backend_for
 from .energy import energy_report
@@ -188,6 +188,15 @@ class Progress:
                   file=sys.stderr, flush=True)
 
 
+def _app_of(cfg: SessionConfig) -> App:
+    """The session's application: a built-in one, or a lab's own data file."""
+    if cfg.data:
+        from .apps.builtin import user_app
+
+        return user_app(cfg.data)
+    return get_app(cfg.app or "")
+
+
 class _SessionLoop(loop.TrainingLoop):
     """The one training loop with the session's hooks: journal every applied
     sample, skip what a resumed run applied, checkpoint, recover."""
@@ -308,8 +317,7 @@ class Session:
                 raise ConfigError("no such run folder", field=f"--run {w}")
             if not (w / "final.img").exists() and not (w / "conductance.npy").exists():
                 raise ConfigError("no final.img or conductance.npy to take weights from", file=w)
-        s = Session(cfg, Path("."))
-        app = s.app()
+        app = _app_of(cfg)
         ac = loop.app_chip(cfg.chip, app, **cfg.overrides())   # loads the data set: a lab's file is read now
         ds, layout = ac.dataset, ac.layout
         if ds.classes > layout.neurons:
@@ -331,11 +339,7 @@ class Session:
         return cls(cfg, run_dir, **kw)
 
     def app(self) -> App:
-        if self.cfg.data:
-            from .apps.builtin import user_app
-
-            return user_app(self.cfg.data)
-        return get_app(self.cfg.app or "")
+        return _app_of(self.cfg)
 
     def log(self, msg: str) -> None:
         with open(self.dir / "log.txt", "a") as f:

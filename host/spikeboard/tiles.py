@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import cards as cardlib
 from ._hal import ffi, lib
 from .errors import ConfigError, check
-
-if TYPE_CHECKING:
-    from .backends.model import ModelBackend
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ only) -> spikes, plus the float baseline on the same features."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Union
 
 import numpy as np
