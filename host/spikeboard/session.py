@@ -34,7 +34,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from . import __version__, cards, loop
-from ._hal import ffi, lib
+from ._hal import lib
 from .apps import get_app
 from .apps.base import App
 from .backends import Backend, Counters, TrainResult
@@ -463,7 +463,7 @@ class Session:
         want_hash = zlib.crc32(cards.params_bytes(self.params))
         if not (info.configured and info.card_hash == want_hash):
             return False
-        self.b.params = ffi.new("sb_params_t *", self.params[0])
+        self.b.adopt(self.params)
         return not self._virtual or self.b.counters().samples == applied
 
     def _rebuild(self) -> None:

@@ -105,6 +105,11 @@ class Backend(ABC):
         shape: the logical (rows, cols) of a one-layer chip, None: the array
         itself; the model lays a larger shape over a grid of tiles."""
 
+    def adopt(self, params) -> None:
+        """The board already holds this block (its card hash matched, e.g. after
+        a reconnect): take it as the configuration without sending it again."""
+        self.params = ffi.new("sb_params_t *", params[0])
+
     @abstractmethod
     def info(self) -> BoardInfo: ...
 
