@@ -210,6 +210,7 @@ class TrainingLoop:
     def __init__(self, backend: Backend, data: Prepared, neurons: np.ndarray, settings: Settings, seed: int):
         self.backend, self.data, self.neurons, self.settings, self.seed = backend, data, neurons, settings, seed
         self.applied = 0            # samples applied to the chip so far (all epochs)
+        self.seen = self.correct = 0   # this epoch's samples and right predictions so far
 
     # -- hooks ---------------------------------------------------------------
     def guard(self, fn: Callable[[], T]) -> T:
@@ -222,6 +223,12 @@ class TrainingLoop:
 
     def epoch_done(self, epoch: int) -> bool:
         return False
+
+    def epoch_start(self, epoch: int) -> Counters:
+        """The counters the epoch's training counts from; resets its running totals
+        (a resumed session restores both as they were when the epoch began)."""
+        self.seen = self.correct = 0
+        return self.counters()
 
     def chunk_limit(self, steps: int) -> int:
         return max(1, self.backend.train_chunk(steps, self.settings.rule, self.settings.max_pulses))
@@ -256,8 +263,7 @@ class TrainingLoop:
         d, st = self.data, self.settings
         n = len(d.y_train)
         order = epoch_order(self.seed, epoch, n)
-        c0 = self.guard(self.counters)
-        correct = seen = 0
+        c0 = self.guard(lambda: self.epoch_start(epoch))
         pos = 0
         while pos < n:
             if self.done(epoch, pos):
@@ -276,8 +282,8 @@ class TrainingLoop:
                 [sample_id(epoch, n, q) for q in chunk], rule=st.rule, target=st.target, max_pulses=st.max_pulses))
             for q, i, r in zip(chunk, idx, rs):
                 self.applied += 1
-                seen += 1
-                correct += int(r.predicted == self.neurons[d.y_train[i]])
+                self.seen += 1
+                self.correct += int(r.predicted == self.neurons[d.y_train[i]])
                 self.on_sample(epoch, q, i, r)
             if self.checkpoint_due(self.applied):
                 self.guard(lambda: self.checkpoint(self.applied))
@@ -285,7 +291,8 @@ class TrainingLoop:
         def end() -> EpochRecord:
             c1 = self.counters()
             ev = self.evaluation(epoch)
-            rec = EpochRecord(epoch, correct / seen if seen else None, ev.accuracy, c1 - c0, ev.counters, seen)
+            rec = EpochRecord(epoch, self.correct / self.seen if self.seen else None, ev.accuracy, c1 - c0,
+                              ev.counters, self.seen)
             self.checkpoint(self.applied, rec)
             return rec
 

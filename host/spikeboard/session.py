@@ -21,7 +21,9 @@ journaled after it are applied again to that restored state, with the same
 sample ids, so the end state equals an uninterrupted run's."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sys
@@ -29,7 +31,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -210,7 +212,8 @@ class _SessionLoop(loop.TrainingLoop):
         self.metrics = metrics
         self.prog = Progress(len(s.data.y_train) * s.settings.epochs, "train", s.quiet)
         self.prog.done = len(self._done)
-        self._seen = self._correct = 0
+        self._samples = samples
+        self._starts = {r["epoch"]: Counters(**r["counters"]) for r in journal if r.get("type") == "epoch"}
         self._link0: dict[str, int] | None = None
 
     def guard(self, fn: Callable[[], T]) -> T:
@@ -224,8 +227,21 @@ class _SessionLoop(loop.TrainingLoop):
         if all((epoch, k) in self._done for k in range(n)) and any(m["epoch"] == epoch for m in self.metrics):
             return True
         self._link0 = self.s._link_stats()
-        self._seen = self._correct = 0
         return False
+
+    def epoch_start(self, epoch: int) -> Counters:
+        """A fresh epoch journals its starting counters; a resumed one counts from
+        them and from its journaled samples, so its record equals an uninterrupted run's."""
+        c0 = self._starts.get(epoch)
+        if c0 is None:
+            c0 = super().epoch_start(epoch)
+            self._starts[epoch] = c0
+            self.s._append("journal.jsonl", {"type": "epoch", "epoch": epoch, "counters": c0.as_dict()})
+            return c0
+        mine = [r for r in self._samples if r["epoch"] == epoch]
+        self.seen = len(mine)
+        self.correct = sum(int(r["predicted"] == self.neurons[r["label"]]) for r in mine)
+        return c0
 
     def chunk_limit(self, steps: int) -> int:
         # an after_sample hook acts between samples on the board (tests reset it there): one per request
@@ -246,11 +262,9 @@ class _SessionLoop(loop.TrainingLoop):
                                          "sample_id": loop.sample_id(epoch, len(d.y_train), pos),
                                          "label": int(d.y_train[index]), "predicted": int(result.predicted),
                                          "pulses": int(result.pulses)})
-        self._seen += 1
-        self._correct += int(result.predicted == self.neurons[d.y_train[index]])
         if self.s.hooks.get("after_sample"):
             self.s.hooks["after_sample"](self.s, self.applied)
-        self.prog.update(1, acc=f"{self._correct / self._seen:.3f}")
+        self.prog.update(1, acc=f"{self.correct / self.seen:.3f}")
 
     def evaluation(self, epoch: int) -> loop.Evaluation:
         return self.s._evaluate(f"epoch {epoch}")
@@ -395,6 +409,50 @@ class Session:
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> SessionResult:
+        """Run (or resume) the session, holding the run folder's lock throughout."""
+        with self._lock():
+            if resume:
+                for name in ("journal.jsonl", "metrics.jsonl"):
+                    self._repair_tail(name)
+            return self._run(resume)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer per run folder: a second process (or a second session in
+        this one) is refused with the pid of the holder."""
+        f = open(self.dir / ".lock", "a+")
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                raise ConfigError(f"run folder is in use by another spikeboard session (pid {holder})",
+                                  file=self.dir) from None
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            f.close()            # closing releases the lock
+
+    def _repair_tail(self, name: str) -> None:
+        """A line cut by a crash mid-write is the file's last: cut it off, so the
+        next record starts on a line of its own."""
+        f = self.dir / name
+        if not f.exists():
+            return
+        data = f.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data[:data.rfind(b"\n") + 1]
+            with open(f, "r+b") as fh:
+                fh.truncate(len(keep))
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.log(f"resume: {name}: cut off a partial last line ({len(data) - len(keep)} bytes)")
+
+    def _run(self, resume: bool) -> SessionResult:
         app = self.app()
         ac = loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
         self.card, self.params, self.layout, self.settings = ac.card, ac.params, ac.layout, ac.settings
@@ -482,8 +540,12 @@ class Session:
         start = 0
         if ck:
             last = ck[-1]
-            b.write_image((self.dir / "checkpoints" / last["image"]).read_bytes())
+            img = self.dir / "checkpoints" / last["image"]
+            b.write_image(img.read_bytes())
             start = last["applied"]
+            held = b.counters().samples
+            if held != start:      # the journal and its checkpoint disagree: nothing can be trusted
+                raise ConfigError(f"holds the chip after {held} samples, the journal says {start}", file=img)
             self.log(f"resume: restored checkpoint after {start} samples")
         elif samples:
             self.log("resume: no checkpoint, replaying from the start")
@@ -510,6 +572,8 @@ class Session:
 
     def _recover(self, err: Exception) -> None:
         b = self.b
+        if getattr(b, "link", None) is None:    # in process: no board to lose, so the run folder disagrees
+            raise ConfigError(f"the chip does not hold the state the journal describes ({err})", file=self.dir)
         while True:
             self.recoveries += 1
             if self.recoveries > self.cfg.max_recoveries:
