@@ -50,9 +50,7 @@ def _same_figures(a, b):
     for f in ("conductance.npy", "counters.json", "predictions.npy", "final.img"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     ra, rb = json.loads((a / "result.json").read_text()), json.loads((b / "result.json").read_text())
-    for k in ("accuracy", "accuracy_per_epoch", "train_samples_applied", "energy_per_training_sample_fj",
-              "counters", "output_neurons"):
-        assert ra[k] == rb[k], k
+    assert {k: v for k, v in ra.items() if k != "run"} == {k: v for k, v in rb.items() if k != "run"}
 
 
 @pytest.mark.parametrize("at", [37, 160])          # inside epoch 0 (after checkpoint 25), inside epoch 1

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -98,10 +97,6 @@ class ChipSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def card_name(self) -> str:
-        return self.card.name if isinstance(self.card, cards.Card) else Path(self.card).stem
 
     def load_card(self) -> cards.Card:
         return self.card if isinstance(self.card, cards.Card) else cards.load(self.card)

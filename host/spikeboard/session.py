@@ -347,7 +347,8 @@ class Session:
             raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
         try:
             cfg = SessionConfig.from_dict(json.loads(cfg_file.read_text())["config"])
-            cfg = dataclasses.replace(cfg, chip=dataclasses.replace(cfg.chip, card=str(run_dir / "card.toml")))
+            # the card as the session used it (its own copy), under its own name
+            cfg = dataclasses.replace(cfg, chip=dataclasses.replace(cfg.chip, card=cards.load(run_dir / "card.toml")))
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{cfg_file}: unreadable ({e})") from None
         return cls(cfg, run_dir, **kw)
@@ -458,7 +459,7 @@ class Session:
         self.card, self.params, self.layout, self.settings = ac.card, ac.params, ac.layout, ac.settings
         layout = ac.layout
         self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.chip.backend}, card "
-                 f"{self.cfg.chip.card_name}, {layout.describe()}, seed {self.cfg.chip.seed}")
+                 f"{self.card.name}, {layout.describe()}, seed {self.cfg.chip.seed}")
         data = loop.prepare_app(app, ac, self.cfg.chip.seed, train_limit=self.cfg.train_limit,
                                 test_limit=self.cfg.test_limit)
         self.data = data
@@ -696,7 +697,7 @@ class Session:
         n_train = sum(m.get("train_samples", 0) for m in metrics if m.get("train_counters"))
         result = SessionResult(
             run=str(self.dir), mode=self.cfg.mode, app=app.name, backend=self.cfg.chip.backend, board=info.board,
-            firmware=info.firmware, card=self.cfg.chip.card_name,
+            firmware=info.firmware, card=self.card.name,
             geometry="x".join(map(str, (*b.layer_shape, params.layers))),
             layout=self.layout.as_dict(), seed=self.cfg.chip.seed, settings=self.settings.as_dict(),
             output_neurons=self.neurons.tolist(), accuracy=metrics[-1]["test_accuracy"],
