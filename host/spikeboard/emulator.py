@@ -34,6 +34,20 @@ _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
 
+def _die_with_parent() -> None:
+    """In the emulator's child process, before exec: the kernel kills it when
+    the process that started it dies, however that dies (SIGKILL included), so
+    no emulator is left running and listening (Linux prctl PR_SET_PDEATHSIG;
+    elsewhere stop() and the session's close are the only way)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class EmulatorError(LinkError):
     """The emulator could not be found, started or stopped."""
 
@@ -166,7 +180,7 @@ class Emulator:
             try:
                 self._proc = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    cwd=str(REPO_ROOT), start_new_session=True,
+                    cwd=str(REPO_ROOT), start_new_session=True, preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 raise EmulatorError(f"cannot start {cmd[0]}: {exc}") from exc

@@ -6,6 +6,7 @@ socket:// URL and keep running until Ctrl-C. Other commands reach it with
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -23,6 +24,10 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     """Runs until Ctrl-C or --for; the URL is the output, printed as soon as it is known."""
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt          # SIGTERM ends the wait like Ctrl-C: QEMU is stopped below
+
+    signal.signal(signal.SIGTERM, stop)
     emu = Emulator(find_firmware(args.board), icount=args.icount)
     url = emu.start()
     print(url, flush=True)
