@@ -98,7 +98,7 @@ def test_checkpoint_that_disagrees_with_the_journal_is_named(tmp_path):
     ck = sorted((d / "checkpoints").glob("*.img"))
     assert [c.name for c in ck][-2:] == ["00000025.img", "00000050.img"]
     shutil.copy(ck[-2], ck[-1])                                 # the newest image is an older state
-    with pytest.raises(ConfigError, match=r"00000050\.img: holds the chip after 25 samples, the journal says 50"):
+    with pytest.raises(ConfigError, match=r"00000050\.img: the image differs from the one the journal recorded"):
         Session.open(d, quiet=True).run(resume=True)
 
 
@@ -110,3 +110,64 @@ def test_resume_writes_no_record_twice(tmp_path):
     assert len(samples) == len(set(samples)) == 240
     assert [r["epoch"] for r in j if r["type"] == "epoch"] == [0, 1]
     assert np.load(d / "conductance.npy").shape == (1, 32, 32)
+
+
+# ---------------------------------------------------------------- run folders that cannot lie (point 4)
+def _tampered(tmp_path, name, change):
+    d = _killed(tmp_path, name, 60)
+    change(d)
+    return d
+
+
+def _flip_bit(f, at=100):
+    b = bytearray(f.read_bytes())
+    b[at] ^= 0x10
+    f.write_bytes(bytes(b))
+
+
+def _edit_lines(d, edit):
+    f = d / "journal.jsonl"
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join(edit(lines)) + "\n")
+
+
+def _samples_at(lines):
+    return [k for k, ln in enumerate(lines) if '"type": "sample"' in ln]
+
+
+def _set_seed(d, seed):
+    f = d / "config.json"
+    doc = json.loads(f.read_text())
+    doc["config"]["chip"]["seed"] = seed
+    f.write_text(json.dumps(doc))
+
+
+TAMPERING = {
+    "checkpoint bit": (lambda d: _flip_bit(d / "checkpoints" / "00000050.img"),
+                       r"00000050\.img: the image differs from the one the journal recorded"),
+    "sample line duplicated": (lambda d: _edit_lines(d, lambda ls: ls[:_samples_at(ls)[40] + 1] + ls[_samples_at(ls)[40]:]),
+                               r"journal\.jsonl: line \d+: the record does not follow the one before it"),
+    "sample line deleted": (lambda d: _edit_lines(d, lambda ls: [ln for k, ln in enumerate(ls) if k != _samples_at(ls)[30]]),
+                            r"journal\.jsonl: line \d+: the record does not follow the one before it"),
+    "sample line edited": (lambda d: _edit_lines(d, lambda ls: [ln.replace('"predicted": ', '"predicted": 1') if k == _samples_at(ls)[5]
+                                                                else ln for k, ln in enumerate(ls)]),
+                           r"journal\.jsonl: line \d+: the record does not follow"),
+    "card edited": (lambda d: (d / "card.toml").write_text((d / "card.toml").read_text().replace("c2c = 0.005", "c2c = 0.006")),
+                    r"card\.toml: changed since the session began"),
+    "seed changed": (lambda d: _set_seed(d, 6), r"config\.json: the configuration differs"),
+}
+
+
+@pytest.mark.parametrize("what", list(TAMPERING))
+def test_tampered_run_folder_is_refused_naming_the_file(tmp_path, what):
+    change, msg = TAMPERING[what]
+    d = _tampered(tmp_path, "run", change)
+    with pytest.raises(ConfigError, match=msg):
+        Session.open(d, quiet=True).run(resume=True)
+
+
+def test_untampered_folder_still_resumes_after_the_checks(tmp_path):
+    clean, _ = _uninterrupted(tmp_path)
+    d = _tampered(tmp_path, "run", lambda d: None)
+    Session.open(d, quiet=True).run(resume=True)
+    _same_figures(d, clean)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -280,6 +281,16 @@ class _SessionLoop(loop.TrainingLoop):
         return record
 
 
+def _chain(prev: str, rec: dict[str, Any]) -> str:
+    """A journal record's link: the hash of the one before and of its own content."""
+    body = json.dumps({k: v for k, v in rec.items() if k != "h"}, sort_keys=True)
+    return hashlib.sha256((prev + body).encode()).hexdigest()[:16]
+
+
+def _config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class Session:
     def __init__(self, cfg: SessionConfig, run_dir: Path, *, quiet: bool = False,
                  hooks: dict[str, Callable[..., Any]] | None = None):
@@ -291,6 +302,7 @@ class Session:
         self.resets: list[dict[str, Any]] = []       # board resets the session recovered from
         self.recoveries = 0
         self._virtual = True
+        self._jh = ""           # the journal's last link (see _chain)
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -306,8 +318,9 @@ class Session:
         run_dir.mkdir(parents=True, exist_ok=True)
         card = cfg.chip.load_card()
         (run_dir / "card.toml").write_text(card.text)
-        (run_dir / "config.json").write_text(json.dumps({"config": cfg.as_dict(), "versions": {
-            "spikeboard": __version__, "python": sys.version.split()[0], "numpy": np.__version__},
+        config = cfg.as_dict()
+        (run_dir / "config.json").write_text(json.dumps({"config": config, "config_sha256_16": _config_hash(config),
+            "versions": {"spikeboard": __version__, "python": sys.version.split()[0], "numpy": np.__version__},
             "card": {"name": card.name, "sha256_16": card.hash}}, indent=2))
         return cls(cfg, run_dir, **kw)
 
@@ -346,12 +359,20 @@ class Session:
         if not cfg_file.exists():
             raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
         try:
-            cfg = SessionConfig.from_dict(json.loads(cfg_file.read_text())["config"])
-            # the card as the session used it (its own copy), under its own name
-            cfg = dataclasses.replace(cfg, chip=dataclasses.replace(cfg.chip, card=cards.load(run_dir / "card.toml")))
-        except (ValueError, KeyError, TypeError) as e:
+            doc = json.loads(cfg_file.read_text())
+            cfg = SessionConfig.from_dict(doc["config"])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ConfigError(f"{cfg_file}: unreadable ({e})") from None
-        return cls(cfg, run_dir, **kw)
+        if "config_sha256_16" in doc and doc["config_sha256_16"] != _config_hash(doc["config"]):
+            raise ConfigError("the configuration differs from the one the session began with "
+                              "(its recorded hash does not match)", file=cfg_file)
+        # the card as the session used it (its own copy), under its own name, unchanged since
+        card = cards.load(run_dir / "card.toml")
+        want = doc.get("card", {}).get("sha256_16") if isinstance(doc.get("card"), dict) else None
+        if want is not None and card.hash != want:
+            raise ConfigError(f"changed since the session began (sha256 {card.hash}, config.json records {want})",
+                              file=run_dir / "card.toml")
+        return cls(dataclasses.replace(cfg, chip=dataclasses.replace(cfg.chip, card=card)), run_dir, **kw)
 
     def app(self) -> App:
         return _app_of(self.cfg)
@@ -370,23 +391,35 @@ class Session:
 
     # ------------------------------------------------------------------ journal
     def _journal(self) -> list[dict[str, Any]]:
+        """The journal's records, each checked against the hash chain: a line
+        edited, duplicated or deleted breaks it and is named."""
         f = self.dir / "journal.jsonl"
         if not f.exists():
             return []
         lines = f.read_text().splitlines()
         out = []
+        prev = ""
         for ln, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except ValueError:
                 if ln == len(lines):    # a line cut by a crash mid-write is the last one: drop it
                     break
-                raise ConfigError(f"{f}: line {ln}: corrupted journal") from None
+                raise ConfigError(f"line {ln}: corrupted journal", file=f) from None
+            if not isinstance(rec, dict) or ("h" in rec or prev) and rec.get("h") != _chain(prev, rec):
+                raise ConfigError(f"line {ln}: the record does not follow the one before it (a line edited, "
+                                  "duplicated or deleted)", file=f)
+            prev = rec.get("h", "")
+            out.append(rec)
+        self._jh = prev
         return out
 
     def _append(self, name: str, rec: dict[str, Any]) -> None:
+        if name == "journal.jsonl":     # chained to the record before it
+            rec = {**rec, "h": _chain(self._jh, rec)}
+            self._jh = rec["h"]
         with open(self.dir / name, "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
@@ -406,7 +439,8 @@ class Session:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(img)
         os.replace(tmp, path)
-        self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": path.name, **extra})
+        self._append("journal.jsonl", {"type": "checkpoint", "applied": applied, "image": path.name,
+                                       "sha256": hashlib.sha256(img).hexdigest(), **extra})
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> SessionResult:
@@ -542,7 +576,10 @@ class Session:
         if ck:
             last = ck[-1]
             img = self.dir / "checkpoints" / last["image"]
-            b.write_image(img.read_bytes())
+            image = img.read_bytes()
+            if "sha256" in last and hashlib.sha256(image).hexdigest() != last["sha256"]:
+                raise ConfigError("the image differs from the one the journal recorded (changed or damaged)", file=img)
+            b.write_image(image)
             start = last["applied"]
             held = b.counters().samples
             if held != start:      # the journal and its checkpoint disagree: nothing can be trusted
