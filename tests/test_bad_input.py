@@ -395,3 +395,24 @@ def test_bad_fault_spec(capsys, tmp_path, spec, backend, must):
     out = tmp_path / "run"
     fails(capsys, "train", "--app", "digits", "--backend", backend, "--faults", spec, "--out", str(out), must=must)
     assert not out.exists()
+
+
+def test_labels_and_values_out_of_range_fail_before_the_run_folder(tmp_path, capsys):
+    """Issue 21, point 6: a uint64 label >= 2^63 (it wrapped negative), a CSV label of
+    1e30 (an internal error) and features near 1e300 (they trained to accuracy 0,
+    exit 0) are refused up front, naming the value, and leave no run folder."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    y = (np.arange(40) % 2).astype(np.uint64)
+    y[3] = 2**63 + 5
+    np.savez(tmp_path / "big.npz", X=X, y=y)
+    fails(capsys, "train", "--data", tmp_path / "big.npz", "--out", tmp_path / "o1",
+          must=("big.npz: y:", "label 9223372036854775813 at sample 3 is out of range"))
+    rows = "".join(f"{a},{b},{k % 2 if k != 4 else '1e30'}\n" for k, (a, b) in enumerate(rng.normal(size=(40, 2))))
+    (tmp_path / "big.csv").write_text("a,b,label\n" + rows)
+    fails(capsys, "train", "--data", tmp_path / "big.csv", "--out", tmp_path / "o2",
+          must=("big.csv: line 6, column label:", "'1e30'", "at most 2147483647"))
+    np.savez(tmp_path / "huge.npz", X=X * 1e300, y=np.arange(40) % 2)
+    fails(capsys, "train", "--data", tmp_path / "huge.npz", "--out", tmp_path / "o3",
+          must=("huge.npz: X:", "too large", "rescale"))
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))

@@ -139,6 +139,10 @@ def baseline(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_tes
     return float(clf.score(f_test.reshape(len(f_test), -1), y_test))
 
 
+#: the largest feature magnitude: its square still fits a float64 with room for the sums
+MAX_FEATURE = 1e150
+
+
 def check_features(x, where: str, field: str = "X") -> np.ndarray:
     """A feature table (samples, features) of finite numbers; errors name where and field."""
     x = np.asarray(x)
@@ -153,12 +157,23 @@ def check_features(x, where: str, field: str = "X") -> np.ndarray:
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ConfigError(f"NaN or infinity at sample {bad[0]}, feature {bad[1]}", file=where, field=field)
+    big = np.abs(x) > MAX_FEATURE
+    if big.any():       # their squares overflow in the standardisation, and every feature would read 0
+        bad = np.argwhere(big)[0]
+        raise ConfigError(f"value {x[bad[0], bad[1]]:g} at sample {bad[0]}, feature {bad[1]} is too large "
+                          f"(|x| <= {MAX_FEATURE:g}; rescale the data)", file=where, field=field)
     return x
 
 
-def check_labels(y, where: str, field: str = "y", samples: int | None = None) -> np.ndarray:
-    """Labels: one column of whole numbers >= 0, one per sample, at least two
-    classes with at least two samples each (one for each split)."""
+#: the largest label a data set may carry: far more classes than any chip has
+#: output neurons, and small enough to be exact in every integer and float type
+MAX_LABEL = 2**31 - 1
+
+
+def check_labels(y: Any, where: str, field: str = "y", samples: int | None = None) -> np.ndarray:
+    """Labels: one column of whole numbers 0..MAX_LABEL, one per sample, at least
+    two classes with at least two samples each (one for each split). Checked in
+    the labels' own type before any conversion, so nothing wraps or rounds."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise ConfigError(f"labels must be one column, got shape {y.shape}", file=where, field=field)
@@ -166,17 +181,19 @@ def check_labels(y, where: str, field: str = "y", samples: int | None = None) ->
         raise ConfigError("no samples", file=where, field=field)
     if samples is not None and y.size != samples:
         raise ConfigError(f"{y.size} labels for {samples} samples", file=where, field=field)
-    if not np.issubdtype(y.dtype, np.integer):
-        ok = np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))
-        if not ok:
-            bad = 0
-            if np.issubdtype(y.dtype, np.floating):
-                bad = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(np.nan_to_num(y))))[0])
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise ConfigError(f"labels must be whole numbers 0..classes-1 (dtype {y.dtype})", file=where, field=field)
+    if np.issubdtype(y.dtype, np.floating):
+        whole = np.isfinite(y) & (y == np.round(np.nan_to_num(y)))
+        if not whole.all():
+            bad = int(np.flatnonzero(~whole)[0])
             raise ConfigError(f"labels must be whole numbers 0..classes-1 (dtype {y.dtype}; "
-                              f"sample {bad} is {y[bad].item()!r})", file=where, field=field)
-        y = y.astype(np.int64)
+                              f"sample {bad} is {float(y[bad])!r})", file=where, field=field)
     if y.min() < 0:
         raise ConfigError(f"negative label {y.min()} at sample {int(np.argmin(y))}", file=where, field=field)
+    if y.max() > MAX_LABEL:
+        raise ConfigError(f"label {y.max()} at sample {int(np.argmax(y))} is out of range (labels are "
+                          f"0..classes-1, at most {MAX_LABEL})", file=where, field=field)
     y = y.astype(np.int64)
     present, counts = np.unique(y, return_counts=True)
     if len(present) < 2:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError
-from .base import App, Dataset, check_features, check_labels, register
+from .base import MAX_LABEL, App, Dataset, check_features, check_labels, register
 
 
 def stratified_split(n: int, y: np.ndarray, seed: int, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
@@ -198,8 +198,9 @@ def _read_csv(path: Path, label: str, seed: int) -> Dataset:
                 raise ConfigError(f"{v!r} is not a number", file=path, field=at) from None
             if not np.isfinite(x):
                 raise ConfigError(f"{v!r} is not finite", file=path, field=at)
-            if ci == li and (x != round(x) or x < 0):
-                raise ConfigError(f"{v!r}: labels must be whole numbers 0..classes-1", file=path, field=at)
+            if ci == li and (x != round(x) or not 0 <= x <= MAX_LABEL):
+                raise ConfigError(f"{v!r}: labels must be whole numbers 0..classes-1 (at most {MAX_LABEL})",
+                                  file=path, field=at)
             vals.append(x)
         ys.append(int(vals.pop(li)))
         xs.append(vals)
