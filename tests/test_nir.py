@@ -201,3 +201,39 @@ def test_cli_infer_nir_file(tmp_path):
     assert counts == fires.sum(axis=0).tolist()
     r = subprocess.run(base[:-1] + [str(tmp_path / "missing.nir")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "NIR file not found" in r.stderr
+
+
+def _with(node, **changes):
+    kw = {k: getattr(node, k) for k in node.__dataclass_fields__ if k not in ("input_type", "output_type", "metadata")}
+    return type(node)(**{**kw, **changes})
+
+
+def test_nan_inf_and_malformed_graphs_are_refused_naming_the_node(tmp_path):
+    """Issue 21, point 5: NaN weights, NaN/inf thresholds, NaN r and dt = 0 ran with
+    spike counts of zero; malformed files ended in internal errors."""
+    rng = np.random.default_rng(0)
+    good = one_layer_graph()
+    fc, neuron = next(n for n in good.nodes.values() if isinstance(n, nir.Affine)), \
+        next(n for n in good.nodes.values() if isinstance(n, nir.LIF))
+    w = np.array(fc.weight, dtype=float)
+    w[2, 3] = np.nan
+    cases = [
+        (nir.NIRGraph.from_list(_with(fc, weight=w), neuron), r"node '\w+': weight holds NaN or infinity"),
+        (nir.NIRGraph.from_list(fc, _with(neuron, v_threshold=np.full(10, np.inf))), r"v_threshold holds NaN"),
+        (nir.NIRGraph.from_list(fc, _with(neuron, r=np.full(10, np.nan))), r": r holds NaN or infinity"),
+    ]
+    for g, msg in cases:
+        with pytest.raises(ConfigError, match=msg):
+            sbnir.map_graph(g)
+    with pytest.raises(ConfigError, match=r"dt = 0 must be a finite number > 0"):
+        sbnir.map_graph(good, dt=0.0)
+    bad = tmp_path / "not.nir"
+    bad.write_bytes(rng.bytes(300))
+    with pytest.raises(ConfigError, match=r"not\.nir: not a readable NIR file"):
+        sbnir.map_graph(bad)
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "spikeboard.cli", "infer", "--nir", str(bad), "--app", "digits"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "not.nir: not a readable NIR file" in r.stderr and "internal error" not in r.stderr

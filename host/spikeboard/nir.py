@@ -32,6 +32,7 @@ when v lands exactly on the threshold.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,23 @@ class ChipMapping:
         return np.pad(x, pad).astype(np.uint8)
 
 
-def _arr(node, name: str) -> np.ndarray:
-    return np.asarray(getattr(node, name), dtype=np.float64).reshape(-1)
+def _arr(node, name: str, where: str | None = None) -> np.ndarray:
+    """A node's parameter as finite float64 numbers (where: the node's name, for the error)."""
+    try:
+        a = np.asarray(getattr(node, name), dtype=np.float64)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ConfigError(f"NIR node {where!r}: {name} is not an array of numbers ({e})") from None
+    if not np.all(np.isfinite(a)):
+        raise ConfigError(f"NIR node {where!r}: {name} holds NaN or infinity")
+    return a
+
+
+def read_graph(path: str | Path) -> Any:
+    """A NIR file read with the nir package; a file that is not one is named."""
+    try:
+        return _nir().read(str(path))
+    except (OSError, KeyError, ValueError, TypeError, AssertionError, AttributeError, IndexError) as e:
+        raise ConfigError(f"not a readable NIR file ({type(e).__name__}: {e})", file=path) from None
 
 
 def _chain(graph) -> tuple[str, list[tuple[str, Any]], str]:
@@ -181,7 +197,7 @@ def _pairs(chain) -> list[tuple[str, Any, str, Any]]:
 def _neuron_terms(name: str, node, dt: float) -> tuple[np.ndarray, np.ndarray, float, dict[str, np.ndarray]]:
     """(input gain a_j, threshold th_j, leak per step, parameters) of a neuron node."""
     kind = type(node).__name__
-    params = {f: _arr(node, f) for f in _NEURON_FIELDS[kind]}
+    params = {f: _arr(node, f, name).reshape(-1) for f in _NEURON_FIELDS[kind]}
     th = params["v_threshold"]
     if np.any(th <= 0):
         raise ConfigError(f"NIR node {name!r}: v_threshold must be > 0")
@@ -228,10 +244,15 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
     seed: the chip's (default the card's); tiles: a one-layer graph larger than
     one array goes onto a tiled logical layer."""
     if isinstance(graph, (str, Path)):
-        graph = _nir().read(str(graph))
+        graph = read_graph(graph)
     card = card if isinstance(card, cards.Card) else cards.load(card)
     meta = getattr(graph, "metadata", None) or {}
-    dt = float(dt if dt is not None else meta.get("dt", DEFAULT_DT))
+    try:
+        dt = float(dt if dt is not None else meta.get("dt", DEFAULT_DT))
+    except (TypeError, ValueError):
+        raise ConfigError(f"NIR graph: dt {meta.get('dt')!r} is not a number") from None
+    if not (math.isfinite(dt) and dt > 0):
+        raise ConfigError(f"NIR graph: time step dt = {dt:g} must be a finite number > 0")
     in_name, chain, out_name = _chain(graph)
     pairs = _pairs(chain)
     geometry = _geometry_for(len(pairs), geometry)
@@ -240,12 +261,12 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
     hint = " (tiles=True, or --tiled on the command line, lays a one-layer graph over tiles)" if nlayers == 1 and not tiles else ""
     prev_out, terms, leaks = None, [], []
     for l, (wn, w, nn_, n) in enumerate(pairs):
-        W = np.asarray(w.weight, dtype=np.float64)
+        W = _arr(w, "weight", wn)
         if W.ndim != 2:
             raise ConfigError(f"NIR node {wn!r}: weight must be 2-D (out, in), got shape {W.shape}")
         bias = None
         if type(w).__name__ == "Affine":
-            bias = np.asarray(w.bias, dtype=np.float64)
+            bias = _arr(w, "bias", wn)
             if np.any(bias != 0):
                 raise ConfigError(f"NIR node {wn!r}: nonzero bias; the chip has no bias input")
         n_out, n_in = W.shape
