@@ -416,3 +416,21 @@ def test_labels_and_values_out_of_range_fail_before_the_run_folder(tmp_path, cap
     fails(capsys, "train", "--data", tmp_path / "huge.npz", "--out", tmp_path / "o3",
           must=("huge.npz: X:", "too large", "rescale"))
     assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+
+
+def test_smaller_reliability_defects(tmp_path, capsys):
+    """Issue 21, point 9: options given with --resume were silently ignored; a device
+    or deeply nested TOML as a card hung or crashed; --stuck 1 blamed the card."""
+    run = tmp_path / "run"
+    assert main(["train", "--app", "digits", "--train-limit", "30", "--test-limit", "10", "--epochs", "1",
+                 "--out", str(run), "-q"]) == 0
+    capsys.readouterr()
+    fails(capsys, "train", "--resume", run, "--epochs", "3", "--seed", "2",
+          must=("--resume:", "only --port and --faults may change", "--seed", "--epochs"))
+    fails(capsys, "cards", "validate", "/dev/zero", must=("/dev/zero", "not a regular file"))
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 50000 + "]" * 50000 + "\n")
+    fails(capsys, "cards", "validate", deep, must=("deep.toml", "nested too deeply"))
+    fails(capsys, "train", "--app", "digits", "--stuck", "1", "--out", tmp_path / "s",
+          must=("--stuck 1:", "no working cell"))
+    assert not (tmp_path / "s").exists()

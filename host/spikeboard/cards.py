@@ -306,6 +306,8 @@ def load(name_or_path: str | Path | Card) -> Card:
         raise ConfigError("device card file not found", file=p)
     if p.is_dir():
         raise ConfigError("is a directory, not a device card file", file=p)
+    if not p.is_file():     # a device or a FIFO would never end (or never start) a read
+        raise ConfigError("is not a regular file (a device, FIFO or socket), not a device card file", file=p)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -314,6 +316,8 @@ def load(name_or_path: str | Path | Card) -> Card:
         raise ConfigError(f"cannot read: {e.strerror}", file=p) from None
     try:
         raw = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError("broken TOML: nested too deeply to be a device card", file=p) from None
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"line (\d+)", str(e))
         src = text.splitlines()[int(m.group(1)) - 1].strip() if m and 0 < int(m.group(1)) <= len(text.splitlines()) else ""
@@ -378,8 +382,10 @@ def compile_card(card: Card, geometry: str | None = None, *, seed: int | None = 
     p.endurance_shrink_q16 = _q16(s["endurance_shrink"])
     smin = s["stuck_min"] + stuck / 2
     smax = s["stuck_max"] + stuck / 2
-    if smin + smax + s["stuck_open"] > 1.0:
-        raise ConfigError(f"--stuck {stuck}: stuck fractions of card {card.name} would exceed 1")
+    if smin + smax + s["stuck_open"] >= 1.0:
+        raise ConfigError(f"card {card.name}'s stuck fractions ({s['stuck_min'] + s['stuck_max'] + s['stuck_open']:g}) "
+                          f"plus {stuck:g} reach 1: no working cell would be left (need a sum below 1)",
+                          field=f"--stuck {stuck:g}")
     p.stuck_min_q16, p.stuck_max_q16, p.stuck_open_q16 = _q16(smin), _q16(smax), _q16(s["stuck_open"])
     p.disturb_q16 = _q16(s["disturb"])
     # post interface: one full window of conductance -> 1.0 (Q16.16) of neuron

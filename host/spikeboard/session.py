@@ -353,7 +353,10 @@ class Session:
                               field="y")
 
     @classmethod
-    def open(cls, run_dir: str | Path, **kw: Any) -> "Session":
+    def open(cls, run_dir: str | Path, *, port: str | None = None, faults: str | None = None,
+             **kw: Any) -> "Session":
+        """A run folder's session, to resume. port, faults: the link anew (the
+        rest of the configuration is the one the session began with)."""
         run_dir = Path(run_dir)
         cfg_file = run_dir / "config.json"
         if not cfg_file.exists():
@@ -372,7 +375,9 @@ class Session:
         if want is not None and card.hash != want:
             raise ConfigError(f"changed since the session began (sha256 {card.hash}, config.json records {want})",
                               file=run_dir / "card.toml")
-        return cls(dataclasses.replace(cfg, chip=dataclasses.replace(cfg.chip, card=card)), run_dir, **kw)
+        chip = dataclasses.replace(cfg.chip, card=card, port=port or cfg.chip.port,
+                                   faults=faults if faults is not None else cfg.chip.faults)
+        return cls(dataclasses.replace(cfg, chip=chip), run_dir, **kw)
 
     def app(self) -> App:
         return _app_of(self.cfg)
