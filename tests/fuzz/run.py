@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build and run the libFuzzer harness of the board's front door.
 
-    .venv/bin/python tests/fuzz/run.py --runs 200000 --seed 1     # what the test suite runs
+    .venv/bin/python tests/fuzz/run.py --runs 500000 --jobs 2 --seed 1   # what the test suite runs
     .venv/bin/python tests/fuzz/run.py --time 3600 --jobs 2       # a long run (README)
     .venv/bin/python tests/fuzz/run.py --reproduce CRASH_FILE     # replay one input
     .venv/bin/python tests/fuzz/run.py --replay                   # every seed and regression once
@@ -94,8 +94,11 @@ def run(exe: Path, *, runs: int | None, seconds: int | None, seed: int, jobs: in
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
         log = r.stdout + r.stderr
-        if jobs > 1:
-            log += "".join(p.read_text(errors="replace") for p in work.glob("fuzz-*.log"))
+        if jobs > 1:    # the parent echoes each job's output too: the jobs' own logs hold it once
+            jobs_log = "".join(p.read_text(errors="replace") for p in sorted(work.glob("fuzz-*.log")))
+            exits = [ln for ln in log.splitlines() if re.match(r"=+ Job \d+ exited with exit code", ln)]
+            bad = [int(m) for m in re.findall(r"exit code (-?\d+)", "".join(exits)) if int(m) != 0]
+            return (r.returncode or (bad[0] if bad else 0)), "".join(ln + "\n" for ln in exits) + jobs_log
         return r.returncode, log
     finally:
         shutil.rmtree(work, ignore_errors=True)
