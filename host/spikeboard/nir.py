@@ -264,6 +264,8 @@ def map_graph(graph, *, card: str | cards.Card = "spec", geometry: str | None = 
         W = _arr(w, "weight", wn)
         if W.ndim != 2:
             raise ConfigError(f"NIR node {wn!r}: weight must be 2-D (out, in), got shape {W.shape}")
+        if W.size == 0:
+            raise ConfigError(f"NIR node {wn!r}: weight of shape {W.shape} has no {'outputs' if not len(W) else 'inputs'}")
         bias = None
         if type(w).__name__ == "Affine":
             bias = _arr(w, "bias", wn)
