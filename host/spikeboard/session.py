@@ -660,18 +660,39 @@ class Session:
 
     def _train(self, app: App, info: Any, resume: bool) -> SessionResult:
         journal = self._journal() if resume else []
-        metrics = [json.loads(ln) for ln in (self.dir / "metrics.jsonl").read_text().splitlines()] \
-            if resume and (self.dir / "metrics.jsonl").exists() else []
-        # an epoch's record rides with its end checkpoint: one cut between the two is made good here
-        for r in journal:
-            m = r.get("metrics")
-            if r.get("type") == "checkpoint" and m and not any(x["epoch"] == m["epoch"] for x in metrics):
-                metrics.append(m)
-                self._append("metrics.jsonl", m)
+        metrics = self._resumed_metrics(journal) if resume else []
         if not resume or not any(r.get("type") == "checkpoint" for r in journal):
             self._guard(self._init_phase)
         _SessionLoop(self, journal, metrics).run()
         return self._guard(lambda: self._finish(app, metrics, info))
+
+    def _resumed_metrics(self, journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The finished epochs' records. Each rides in the journal with its end
+        checkpoint (chained, so it can be trusted); metrics.jsonl is rewritten
+        from them, keeping a line's link statistics where the line still
+        matches its record. A cut, damaged or missing file is made good."""
+        recs = [r["metrics"] for r in journal if r.get("type") == "checkpoint" and r.get("metrics")]
+        f = self.dir / "metrics.jsonl"
+        old: dict[int, dict[str, Any]] = {}
+        for ln in (f.read_text(errors="replace").splitlines() if f.exists() else []):
+            try:
+                m = json.loads(ln)
+            except ValueError:
+                continue
+            if isinstance(m, dict) and isinstance(m.get("epoch"), int):
+                old[m["epoch"]] = m
+        out = []
+        for r in recs:
+            m = old.get(r["epoch"], {})
+            same = {k: v for k, v in m.items() if k != "link"} == r and "link" in m
+            out.append({**r, "link": m["link"]} if same else r)
+        text = "".join(json.dumps(m) + "\n" for m in out)
+        if not f.exists() or f.read_text(errors="replace") != text:
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, f)
+            self.log("resume: metrics.jsonl rebuilt from the journal's epoch records")
+        return out
 
     def _init_phase(self) -> None:
         """Yield scan and class -> output neuron map (journaled, so a resumed
