@@ -1,6 +1,7 @@
-"""No emulator outlives what started it (issue 21, point 7): a SIGKILL of the
+"""The emulator as a host process (issue 21, points 7 and 10): a SIGKILL of the
 process that started QEMU takes QEMU with it (the kernel's parent-death
-signal), and `spikeboard emulate` stops QEMU on SIGTERM."""
+signal), `spikeboard emulate` stops QEMU on SIGTERM, and QEMU runs in its seccomp
+sandbox."""
 from __future__ import annotations
 
 import os
@@ -61,3 +62,23 @@ def test_emulate_stops_qemu_on_sigterm(emulator_ready):
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 0 and "emulator stopped" in p.stderr.read()
     assert all(_gone(int(pid)) for pid in found)
+
+
+def test_qemu_runs_in_its_seccomp_sandbox(emulator_ready):
+    """Issue 21, point 10: the firmware's semihosting runs on the host, so QEMU is
+    started under its seccomp sandbox (no spawned host process, no privilege change)."""
+    from spikeboard.emulator import Emulator, find_firmware
+
+    e = Emulator(find_firmware("netduinoplus2"))
+    cmd = e.command(4321)
+    opts = dict(kv.split("=") for kv in cmd[cmd.index("-sandbox") + 1].split(",")[1:])
+    assert cmd[cmd.index("-sandbox") + 1].startswith("on,") and opts["spawn"] == "deny"
+    assert opts["elevateprivileges"] == "deny"
+    url = e.start()                                 # and the sandboxed board answers
+    try:
+        from spikeboard.backends.remote import RemoteBackend
+
+        with RemoteBackend(url) as b:
+            assert b.info().board == "netduinoplus2"
+    finally:
+        e.stop()

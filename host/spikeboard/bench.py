@@ -247,7 +247,7 @@ def run_bench_image(elf, script: bytes, shift: int = FW_SHIFT, timeout: float = 
     import subprocess
     import tempfile
 
-    from .emulator import EmulatorError
+    from .emulator import QEMU_SANDBOX, EmulatorError
 
     exe = shutil.which("qemu-system-arm")
     if exe is None:
@@ -255,7 +255,7 @@ def run_bench_image(elf, script: bytes, shift: int = FW_SHIFT, timeout: float = 
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as td:
         (Path(td) / "bench.in").write_bytes(script)
         cmd = [exe, "-M", "netduinoplus2", "-nographic", "-monitor", "none",
-               "-serial", "file:uart.bin", "-semihosting-config", "enable=on,target=native",
+               "-serial", "file:uart.bin", "-semihosting-config", "enable=on,target=native", *QEMU_SANDBOX,
                "-icount", f"shift={shift}", "-kernel", str(elf)]
         try:
             r = subprocess.run(cmd, cwd=td, capture_output=True, text=True, timeout=timeout)

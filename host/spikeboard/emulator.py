@@ -30,6 +30,12 @@ __all__ = ["Emulator", "EmulatorError", "find_firmware", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+#: QEMU's seccomp sandbox: the firmware's semihosting cannot spawn a host
+#: process (SYS_SYSTEM), raise privileges, use obsolete system calls or change
+#: resource limits. QEMU has no switch that keeps semihosting to exit codes and
+#: the console: its file calls stay open (docs/robustness.md).
+QEMU_SANDBOX = ("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
+
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
@@ -137,7 +143,7 @@ class Emulator:
             exe, "-M", self.machine, "-nographic", "-monitor", "none",
             "-kernel", str(self.firmware),
             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
-            "-semihosting-config", "enable=on,target=native",
+            "-semihosting-config", "enable=on,target=native", *QEMU_SANDBOX,
         ]
         if self.icount is not None:
             cmd += ["-icount", f"shift={int(self.icount)}"]
