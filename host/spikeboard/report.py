@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,12 @@ def _plt():
 
     return plt
 
+
+
+def _seed(result: dict[str, Any], cfg: dict[str, Any]) -> Any:
+    """The run's seed: in its result, or (runs written before results carried it) in its config."""
+    c = cfg.get("config", {})
+    return result.get("seed", c.get("chip", c).get("seed", "?"))
 
 def render(run: str | Path, *, data=None, backend=None) -> Path:
     """Write figures and report.html into the run folder; returns the HTML path.
@@ -117,7 +124,7 @@ def render(run: str | Path, *, data=None, backend=None) -> Path:
 img{{max-width:48%;margin:4px}}</style></head><body>
 <h1>{html.escape(result['mode'])}: {html.escape(result['app'])}</h1>
 <p>backend <b>{html.escape(result['backend'])}</b> (board {html.escape(str(result['board']))}, firmware {html.escape(str(result['firmware']))}),
-card <b>{html.escape(result['card'])}</b>, geometry {html.escape(result['geometry'])}, seed {result['seed']}.</p>
+card <b>{html.escape(result['card'])}</b>, geometry {html.escape(result['geometry'])}, seed {html.escape(str(_seed(result, cfg)))}.</p>
 <p>Test accuracy <b>{result['accuracy']:.4f}</b> on {result['test_samples']} samples
 (float baseline on the same features: {_f(result.get('baseline_accuracy'))}).
 Settings: {html.escape(json.dumps(result['settings']))}.</p>
