@@ -303,6 +303,7 @@ class Session:
         self.recoveries = 0
         self._virtual = True
         self._jh = ""           # the journal's last link (see _chain)
+        self._ac: loop.AppChip | None = None   # compiled and loaded by create's check; a resume compiles anew
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -313,20 +314,22 @@ class Session:
             what = cfg.app or Path(cfg.data or "data").stem
             run_dir = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.mode}-{what}-{cfg.chip.backend}"
         run_dir = Path(run_dir)
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(f"{run_dir}: run folder exists and is not empty (use --resume {run_dir})")
+        ac = cls.check(cfg, run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        card = cfg.chip.load_card()
+        card = ac.card
         (run_dir / "card.toml").write_text(card.text)
         config = cfg.as_dict()
         (run_dir / "config.json").write_text(json.dumps({"config": config, "config_sha256_16": _config_hash(config),
             "versions": {"spikeboard": __version__, "python": sys.version.split()[0], "numpy": np.__version__},
             "card": {"name": card.name, "sha256_16": card.hash}}, indent=2))
-        return cls(cfg, run_dir, **kw)
+        s = cls(cfg, run_dir, **kw)
+        s._ac = ac          # the run takes the chip and data set the check compiled and loaded
+        return s
 
     @staticmethod
-    def check(cfg: SessionConfig, out: str | Path | None) -> None:
-        """Every input of a new session checked before its run folder is created,
+    def check(cfg: SessionConfig, out: str | Path | None) -> loop.AppChip:
+        """Every input of a new session checked before its run folder is created
+        (create calls it; it returns the compiled chip and the loaded data set),
         so bad input leaves nothing behind (and a rerun with the same --out works):
         the run folder, the card compiled for the app on the geometry and layout,
         the application or data file (loaded and validated; classes against the
@@ -351,6 +354,7 @@ class Session:
             raise ConfigError(f"labels 0..{ds.classes - 1} need {ds.classes} output neurons, the array's "
                               f"last layer has {layout.neurons} ({layout.describe()})", file=cfg.data or cfg.app,
                               field="y")
+        return ac
 
     @classmethod
     def open(cls, run_dir: str | Path, *, port: str | None = None, faults: str | None = None,
@@ -494,11 +498,10 @@ class Session:
 
     def _run(self, resume: bool) -> SessionResult:
         app = self.app()
-        ac = loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
+        ac = self._ac or loop.app_chip(self.cfg.chip, app, **self.cfg.overrides())
         self.card, self.params, self.layout, self.settings = ac.card, ac.params, ac.layout, ac.settings
-        layout = ac.layout
         self.log(f"session {self.dir.name}: {self.cfg.mode} {app.name} on {self.cfg.chip.backend}, card "
-                 f"{self.card.name}, {layout.describe()}, seed {self.cfg.chip.seed}")
+                 f"{self.card.name}, {self.layout.describe()}, seed {self.cfg.chip.seed}")
         data = loop.prepare_app(app, ac, self.cfg.chip.seed, train_limit=self.cfg.train_limit,
                                 test_limit=self.cfg.test_limit)
         self.data = data

@@ -38,6 +38,7 @@ class AppRun:
     output_neurons: tuple[int, ...]
     conductance_crc32: int          # of the final read-back (uint16 codes), to compare with a session's
     params: Any = field(repr=False, compare=False, default=None)
+    prepared: Prepared | None = field(repr=False, compare=False, default=None)   # the data the chip saw
 
 
 def conductance_crc32(g: np.ndarray) -> int:
@@ -61,7 +62,7 @@ def run_app(app: App, spec: ChipSpec, *, train_limit: int | None = None, test_li
     assert train_c is not None
     return AppRun(app.name, spec, layout, st, records[-1].test_accuracy, tuple(r.test_accuracy for r in records),
                   train_c, records[-1].eval_counters, sum(r.train_samples for r in records), len(P.y_test),
-                  P.baseline_accuracy, tuple(int(n) for n in neurons), conductance_crc32(g), params)
+                  P.baseline_accuracy, tuple(int(n) for n in neurons), conductance_crc32(g), params, P)
 
 
 def exsitu_weights(P: Prepared) -> np.ndarray:

@@ -138,7 +138,7 @@ def _cell(app: App, geom: str, card: str, seed: int, stuck: float, args: argpars
     ex-situ path on a fresh chip of the same spec."""
     from ..apps.run import run_app, train_exsitu
     from ..chip import configure, open_backend_for
-    from ..loop import app_chip, output_neurons, prepare_app
+    from ..loop import output_neurons
 
     spec = ChipSpec(card=card, geometry=geom, seed=seed, stuck=stuck, layout=args.layout)
     lim: dict[str, int] = dict(train_limit=300, test_limit=150) if args.quick else {}
@@ -147,11 +147,10 @@ def _cell(app: App, geom: str, card: str, seed: int, stuck: float, args: argpars
     r = run_app(app, spec, epochs=epochs, rule=args.rule, **lim)
     ex = None
     if exsitu and r.params.layers == 1:
-        ac = app_chip(spec, app, epochs=epochs, rule=args.rule)
-        with open_backend_for(spec) as b:
-            configure(b, ac.params, ac.layout)
-            P = prepare_app(app, ac, seed, **lim)
-            ex = train_exsitu(b, P, output_neurons(b, P.classes))
+        assert r.prepared is not None
+        with open_backend_for(spec) as b:       # a fresh chip of the same block, the same data
+            configure(b, r.params, r.layout)
+            ex = train_exsitu(b, r.prepared, output_neurons(b, r.prepared.classes))
     return r, ex
 
 

@@ -92,5 +92,4 @@ def run(args: argparse.Namespace) -> NirRun | SessionResult:
     if not args.app and not args.data:
         raise ConfigError("give --app NAME or --data FILE (or --nir FILE)")
     cfg = SessionConfig.from_args(args, "infer")
-    Session.check(cfg, args.out)
     return Session.create(cfg, args.out, quiet=args.quiet).run()

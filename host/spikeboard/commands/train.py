@@ -37,5 +37,4 @@ def run(args: argparse.Namespace) -> SessionResult:
     if not args.app and not args.data:
         raise ConfigError("give --app NAME or --data FILE (or --resume RUN)")
     cfg = SessionConfig.from_args(args, "train")
-    Session.check(cfg, args.out)
     return Session.create(cfg, args.out, quiet=args.quiet).run()
