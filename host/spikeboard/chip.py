@@ -142,8 +142,10 @@ def compile_chip(spec: ChipSpec, *, neuron: dict[str, Any] | None = None,
     geometry = spec.geometry or card["geometry"]["preset"]
     if geometry not in cards.GEOMETRIES:
         raise ConfigError(f"geometry {geometry!r} not one of {', '.join(cards.GEOMETRIES)}", field="--geometry")
-    cols = tiled_shape(card, geometry, False, spec.tiled) if spec.tiled else None   # the shape, before its pair check
-    diff, note = differential_flags(card, geometry, spec.layout, outputs, cols[1] if cols else None)
+    # the tiled shape's columns set how many outputs a differential layer holds; the shape is
+    # checked again below, against the layout's pairs
+    shape = tiled_shape(card, geometry, False, spec.tiled)
+    diff, note = differential_flags(card, geometry, spec.layout, outputs, shape[1] if shape else None)
     params = cards.compile_card(card, geometry, seed=spec.seed, stuck=spec.stuck, differential=diff, neuron=neuron)
     layout = layout_of(params, tiled_shape(card, geometry, diff[0], spec.tiled))
     return card, params, dataclasses.replace(layout, note=note) if note else layout
